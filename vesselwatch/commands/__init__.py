@@ -1,0 +1,1 @@
+"""Command families of the ``vesselwatch`` CLI; each module exposes ``register(app)``."""
