@@ -1,0 +1,61 @@
+"""The store replaces a scene's rows atomically and filters detections correctly."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import pytest
+
+from pipeline.store import DetectionRecord, SceneRecord, Store
+
+T0 = datetime(2024, 5, 1, 10, 56, 31, tzinfo=timezone.utc)
+
+
+def _scene(scene_id: str, n: int) -> SceneRecord:
+    return SceneRecord(scene_id=scene_id, path=f"/x/{scene_id}", crs="EPSG:32631", width=10, height=10,
+                       n_detections=n, acquired=T0)
+
+
+def _detection(scene_id: str, i: int, lon: float = 3.0, lat: float = 52.0) -> DetectionRecord:
+    return DetectionRecord(detection_id=f"{scene_id}/{i}", scene_id=scene_id, lon=lon + i * 0.01, lat=lat,
+                           row=float(i), col=float(i), length_m=50.0, width_m=10.0, score=5.0, acquired=T0,
+                           heading_deg=90.0, keypoints={"hull": [1.0, 2.0]})
+
+
+def test_replace_scene_replaces_not_duplicates(tmp_path):
+    store = Store.connect(str(tmp_path / "s.sqlite"))
+    store.replace_scene(_scene("A", 3), [_detection("A", i) for i in range(3)])
+    store.replace_scene(_scene("B", 1), [_detection("B", 0)])
+    store.replace_scene(_scene("A", 2), [_detection("A", i) for i in range(2)])
+    assert store.count_detections("A") == 2
+    assert store.count_detections() == 3
+    assert store.scene_ids() == ["A", "B"]
+    record = store.detection("A/1")
+    assert record.keypoints == {"hull": [1.0, 2.0]}
+    assert record.acquired == T0
+
+
+def test_failed_write_leaves_earlier_rows(tmp_path):
+    store = Store.connect(str(tmp_path / "s.sqlite"))
+    store.replace_scene(_scene("A", 2), [_detection("A", i) for i in range(2)])
+    duplicate = [_detection("A", 0), _detection("A", 0)]  # primary-key clash mid-transaction
+    with pytest.raises(Exception):
+        store.replace_scene(_scene("A", 2), duplicate)
+    assert store.count_detections("A") == 2
+    assert store.scene("A").n_detections == 2
+
+
+def test_mismatched_counts_are_refused(tmp_path):
+    store = Store.connect("sqlite://")
+    with pytest.raises(ValueError, match="n_detections=3"):
+        store.replace_scene(_scene("A", 3), [_detection("A", 0)])
+
+
+def test_bbox_filter_crosses_antimeridian():
+    store = Store.connect("sqlite://")
+    records = [_detection("A", 0, lon=179.5), _detection("A", 1, lon=-179.6), _detection("A", 2, lon=10.0)]
+    store.replace_scene(_scene("A", 3), records)
+    inside = [r.detection_id for r in store.iter_detections(bbox=(179.0, 50.0, -179.0, 53.0))]
+    assert inside == ["A/0", "A/1"]
+    assert [r.detection_id for r in store.iter_detections(bbox=(0.0, 50.0, 20.0, 53.0))] == ["A/2"]
+    assert list(store.iter_detections(start=datetime(2025, 1, 1, tzinfo=timezone.utc))) == []
