@@ -10,7 +10,7 @@ import logging
 
 import typer
 
-from vesselwatch.commands import export, geo_queries, heading, process, serve, synth
+from vesselwatch.commands import demo, export, geo_queries, heading, monitor, process, serve, synth
 from vesselwatch.settings import Settings
 
 app = typer.Typer(
@@ -21,7 +21,7 @@ app = typer.Typer(
     add_completion=False,
 )
 
-for module in (synth, process, export, serve, geo_queries, heading):
+for module in (demo, synth, process, monitor, export, serve, geo_queries, heading):
     module.register(app)
 
 
