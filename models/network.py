@@ -1,0 +1,137 @@
+"""The wake-keypoint network: a timm EfficientNet-B0 backbone and a keypoint regression head.
+
+Outputs, for a batch of ``(N, C, S, S)`` normalised crops:
+
+* ``keypoints`` ``(N, 4, 2)``: ``(x, y)`` normalised to the crop (``-1`` left/top edge, ``+1``
+  right/bottom edge), order hull, wake_end, arm_left_end, arm_right_end. The head predicts the hull
+  and the *offsets* of the other points from it, so the wake direction is a first-class output.
+* ``visibility_logits`` ``(N, 4)``: whether each keypoint is present.
+* ``log_kappa`` ``(N,)``: log concentration of a von Mises distribution over the heading, trained
+  by negative log-likelihood; ``1 / sqrt(kappa)`` is the heading sigma in radians.
+
+The backbone is built with ``pretrained=False`` (nothing downloads) and ``in_chans`` set directly,
+so the first convolution is created for the chip bands instead of being swapped after the fact.
+"""
+
+from __future__ import annotations
+
+import math
+
+import timm
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+__all__ = ["WakeKeypointNet", "create_model", "keypoint_loss", "heading_from_keypoints_deg"]
+
+NUM_KEYPOINTS = 4
+
+
+class WakeKeypointNet(nn.Module):
+    """EfficientNet backbone + spatial keypoint head (see module docstring for the outputs)."""
+
+    def __init__(self, architecture: str = "efficientnet_b0", in_chans: int = 4, input_size: int = 64,
+                 drop_rate: float = 0.1) -> None:
+        super().__init__()
+        self.backbone = timm.create_model(
+            architecture, pretrained=False, in_chans=in_chans, num_classes=0, global_pool="", drop_rate=drop_rate
+        )
+        feature_size = max(1, math.ceil(input_size / 32))
+        channels = self.backbone.num_features
+        # Keep the coarse spatial layout (a global pool would throw away where things are).
+        self.reduce = nn.Sequential(nn.Conv2d(channels, 96, 1), nn.BatchNorm2d(96), nn.SiLU())
+        self.head = nn.Sequential(
+            nn.Flatten(),
+            nn.Linear(96 * feature_size * feature_size, 256),
+            nn.SiLU(),
+            nn.Dropout(drop_rate),
+            nn.Linear(256, NUM_KEYPOINTS * 2 + NUM_KEYPOINTS + 1),
+        )
+        self.input_size = input_size
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        out = self.head(self.reduce(self.backbone(x)))
+        n = out.shape[0]
+        points = out[:, : NUM_KEYPOINTS * 2].reshape(n, NUM_KEYPOINTS, 2)
+        hull = points[:, :1]
+        keypoints = torch.cat([hull, hull + points[:, 1:]], dim=1)
+        return {
+            "keypoints": keypoints,
+            "visibility_logits": out[:, NUM_KEYPOINTS * 2 : NUM_KEYPOINTS * 3],
+            "log_kappa": out[:, -1].clamp(-4.0, 12.0),
+        }
+
+
+def create_model(architecture: str = "efficientnet_b0", in_chans: int = 4, input_size: int = 64) -> WakeKeypointNet:
+    """Build the network (random initialisation; load a state_dict for trained weights)."""
+    return WakeKeypointNet(architecture, in_chans=in_chans, input_size=input_size)
+
+
+def heading_from_keypoints_deg(keypoints: torch.Tensor) -> torch.Tensor:
+    """Grid bearing (degrees clockwise from grid up, [0, 360)) from wake_end to hull.
+
+    ``keypoints`` is ``(..., >=2, 2)`` in any pixel-like frame with y down (rows).
+    """
+    d = keypoints[..., 0, :] - keypoints[..., 1, :]
+    return torch.rad2deg(torch.atan2(d[..., 0], -d[..., 1])) % 360.0
+
+
+def keypoint_loss(
+    outputs: dict[str, torch.Tensor],
+    keypoints: torch.Tensor,
+    visible: torch.Tensor,
+    *,
+    angle_weight: float = 1.0,
+    kappa_weight: float = 0.05,
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """Training loss that ignores absent keypoints.
+
+    Parameters
+    ----------
+    outputs : dict
+        The network's outputs.
+    keypoints : torch.Tensor
+        ``(N, 4, 2)`` true coordinates normalised like the outputs; values at absent keypoints are
+        never read (they may be NaN).
+    visible : torch.Tensor
+        ``(N, 4)`` bool.
+
+    Returns
+    -------
+    tuple
+        Scalar loss and a dict of its parts (floats, for logging).
+    """
+    visible = visible.bool()
+    target = torch.nan_to_num(keypoints, nan=0.0)
+    pred = outputs["keypoints"]
+    hull_loss = F.smooth_l1_loss(pred[:, 0], target[:, 0], beta=0.02, reduction="none").sum(-1)
+    hull_loss = (hull_loss * visible[:, 0]).sum() / visible[:, 0].sum().clamp(min=1)
+
+    offsets_pred = pred[:, 1:] - pred[:, :1]
+    offsets_true = target[:, 1:] - target[:, :1]
+    mask = visible[:, 1:] & visible[:, :1]
+    offset_loss = F.smooth_l1_loss(offsets_pred, offsets_true, beta=0.02, reduction="none").sum(-1)
+    offset_loss = (offset_loss * mask).sum() / mask.sum().clamp(min=1)
+
+    visibility_loss = F.binary_cross_entropy_with_logits(outputs["visibility_logits"], visible.float())
+
+    # Direction of the wake (what the heading is made of), independent of its length.
+    wake = mask[:, 0]
+    cos_err = F.cosine_similarity(offsets_pred[:, 0], offsets_true[:, 0], dim=-1, eps=1e-6)
+    # Chord length 2|sin(err/2)| ~ |err| in radians: an L1-like pull that stays firm near zero error.
+    chord = torch.sqrt((2.0 * (1.0 - cos_err)).clamp(min=0.0) + 1e-8)
+    angle_loss = (chord * wake).sum() / wake.sum().clamp(min=1)
+    kappa = outputs["log_kappa"].exp()
+    # von Mises negative log-likelihood of the (detached) angular error; log I0(k) = log(i0e(k)) + k.
+    nll = -kappa * cos_err.detach() + torch.log(torch.special.i0e(kappa)) + kappa + 0.5 * math.log(2 * math.pi)
+    kappa_loss = (nll * wake).sum() / wake.sum().clamp(min=1)
+
+    loss = hull_loss + offset_loss + visibility_loss + angle_weight * angle_loss + kappa_weight * kappa_loss
+    parts = {
+        "hull": float(hull_loss.detach()),
+        "offset": float(offset_loss.detach()),
+        "visibility": float(visibility_loss.detach()),
+        "angle": float(angle_loss.detach()),
+        "kappa": float(kappa_loss.detach()),
+    }
+    return loss, parts

@@ -1,0 +1,147 @@
+"""Preprocessing that travels with the weights: band selection, centre crop, robust normalisation.
+
+The same :class:`PreprocessConfig` is saved as JSON next to the state_dict (timm's
+``pretrained_cfg`` idea), so inference can never disagree with training. Pure numpy.
+
+Normalisation is per chip and per band: ``asinh((x - median) / (1.4826 * MAD + eps))``. It removes
+the level (L1C path radiance vs L2A, thin cloud, 0..255 PNG vs 0..1 reflectance once scaled) and the
+gain (contrast stretches), and the ``asinh`` keeps a bright hull from saturating everything else.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from vesselwatch.errors import InputError
+
+__all__ = ["PreprocessConfig", "select_bands", "center_crop", "normalize", "prepare_batch"]
+
+
+@dataclass(frozen=True)
+class PreprocessConfig:
+    """Everything inference must do to a chip exactly as training did.
+
+    Attributes
+    ----------
+    architecture : str
+        timm model name of the backbone.
+    bands : tuple of str
+        Input planes, in order. When ``fallback_band`` is missing from a chip (an RGB PNG), it is
+        replaced by the mean of the visible bands, as training did for a fraction of chips.
+    input_size : int
+        Edge of the centre crop fed to the network, pixels of the 10 m grid (no resampling).
+    normalization : str
+        ``"robust_asinh"``: per chip and band ``asinh((x - median) / (1.4826 MAD + eps))``.
+    eps : float
+        Reflectance floor of the robust scale.
+    keypoint_names : tuple of str
+        Order of the keypoint axis of every output.
+    coordinates : str
+        Meaning of the network's keypoint outputs.
+    uncertainty_scale : float
+        Factor applied to the von Mises sigma so that truth lies within ±2 sigma for ≥ 90% of a
+        calibration set (fitted after training, see :mod:`models.calibrate`).
+    wake_probability_threshold : float
+        Below this predicted wake visibility the direction is ambiguous (no usable wake).
+    ambiguous_sigma_deg : float
+        Calibrated sigma above which the heading is flagged ambiguous even with a wake.
+    """
+
+    architecture: str = "efficientnet_b0"
+    bands: tuple[str, ...] = ("B02", "B03", "B04", "B08")
+    fallback_band: str = "B08"
+    input_size: int = 64
+    pixel_m: float = 10.0
+    normalization: str = "robust_asinh"
+    eps: float = 0.002
+    keypoint_names: tuple[str, ...] = ("hull", "wake_end", "arm_left_end", "arm_right_end")
+    coordinates: str = "normalised to the crop: x_norm = 2 * x_px / input_size - 1 (x right, y down, rasterio pixel edges)"
+    uncertainty_scale: float = 1.0
+    wake_probability_threshold: float = 0.5
+    ambiguous_sigma_deg: float = 30.0
+    extra: dict = field(default_factory=dict)
+
+    def to_json(self, path: str | Path) -> None:
+        """Write the configuration as JSON."""
+        Path(path).write_text(json.dumps(asdict(self), indent=2, sort_keys=True) + "\n")
+
+    @classmethod
+    def from_json(cls, path: str | Path) -> PreprocessConfig:
+        """Read a configuration written by :meth:`to_json`."""
+        raw = json.loads(Path(path).read_text())
+        for key in ("bands", "keypoint_names"):
+            if key in raw:
+                raw[key] = tuple(raw[key])
+        known = {f for f in cls.__dataclass_fields__}
+        return cls(**{k: v for k, v in raw.items() if k in known})
+
+    def replace(self, **changes) -> PreprocessConfig:
+        """A copy with some fields changed."""
+        return PreprocessConfig(**{**asdict(self), **changes})
+
+
+def select_bands(data: np.ndarray, band_names: Sequence[str], config: PreprocessConfig) -> np.ndarray:
+    """Pick ``config.bands`` from ``(N, bands, H, W)`` data, filling a missing NIR from the visible mean.
+
+    Raises
+    ------
+    InputError
+        If a required band other than ``config.fallback_band`` is missing.
+    """
+    names = list(band_names)
+    planes = []
+    visible = [names.index(b) for b in config.bands if b != config.fallback_band and b in names]
+    for band in config.bands:
+        if band in names:
+            planes.append(data[:, names.index(band)])
+        elif band == config.fallback_band and visible:
+            planes.append(data[:, visible].mean(axis=1))
+        else:
+            raise InputError(f"band_names: chip lacks band {band!r} (has {names}); the model needs {list(config.bands)}")
+    return np.stack(planes, axis=1).astype(np.float32, copy=False)
+
+
+def center_crop(data: np.ndarray, size: int) -> tuple[np.ndarray, tuple[int, int]]:
+    """Centre crop ``(N, C, H, W)`` to ``size x size`` (reflect-padding smaller chips).
+
+    Returns
+    -------
+    tuple
+        The crop and its offset ``(col0, row0)`` in the input's pixel coordinates (negative when padded),
+        so ``x_chip = x_crop + col0``.
+    """
+    height, width = data.shape[-2:]
+    pad_y, pad_x = max(size - height, 0), max(size - width, 0)
+    if pad_y or pad_x:
+        data = np.pad(
+            data, ((0, 0), (0, 0), (pad_y // 2, pad_y - pad_y // 2), (pad_x // 2, pad_x - pad_x // 2)), mode="reflect"
+        )
+    row0 = (data.shape[-2] - size) // 2
+    col0 = (data.shape[-1] - size) // 2
+    crop = data[..., row0 : row0 + size, col0 : col0 + size]
+    return crop, (col0 - pad_x // 2, row0 - pad_y // 2)
+
+
+def normalize(data: np.ndarray, eps: float = 0.002) -> np.ndarray:
+    """Per chip and band robust standardisation with an ``asinh`` squash (float32, same shape)."""
+    flat = data.reshape(*data.shape[:-2], -1)
+    median = np.median(flat, axis=-1, keepdims=True)
+    mad = np.median(np.abs(flat - median), axis=-1, keepdims=True)
+    z = (flat - median) / (1.4826 * mad + eps)
+    return np.arcsinh(z).reshape(data.shape).astype(np.float32)
+
+
+def prepare_batch(
+    data: np.ndarray, band_names: Sequence[str], config: PreprocessConfig
+) -> tuple[np.ndarray, tuple[int, int]]:
+    """Chips ``(N, bands, H, W)`` reflectance -> network input ``(N, C, S, S)`` and the crop offset."""
+    if data.ndim != 4:
+        raise InputError(f"data: expected (N, bands, H, W), got shape {data.shape}")
+    selected = select_bands(data, band_names, config)
+    crop, offset = center_crop(selected, config.input_size)
+    return normalize(crop, config.eps), offset

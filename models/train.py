@@ -1,0 +1,311 @@
+"""Training loop of the wake-keypoint model on synthetic chips (optionally mixed with ShipWakes).
+
+Deterministic: batch ``b`` of epoch ``e`` is drawn from ``SeedSequence([seed, e, b])``, so a run
+resumed from a checkpoint sees exactly the batches it would have seen. Checkpoints (model, EMA
+model, optimiser, schedule position, metrics history) are written every few minutes and at each
+epoch end to ``<run_dir>/last.pt``; per-epoch metrics go to ``metrics.csv`` and ``metrics.png``.
+Uses CUDA when present, never requires it.
+"""
+
+from __future__ import annotations
+
+import copy
+import csv
+import logging
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from models.metrics import angular_error_deg, summarize_errors
+from models.network import create_model, heading_from_keypoints_deg, keypoint_loss
+from models.preprocess import PreprocessConfig, prepare_batch
+from models.wake_chips import BAND_NAMES, TRAIN_RANGES, ChipRanges, dihedral_transform, draw_chips
+
+__all__ = ["TrainConfig", "train", "evaluate_arrays", "export_weights", "predict_raw"]
+
+logger = logging.getLogger(__name__)
+
+VALIDATION_SEED_OFFSET = 1_000_003
+
+
+@dataclass
+class TrainConfig:
+    """Settings of one training run (saved in every checkpoint)."""
+
+    run_dir: Path = Path("var/heading/run")
+    seed: int = 0
+    epochs: int = 16
+    steps_per_epoch: int = 250
+    batch_size: int = 64
+    lr: float = 2e-3
+    weight_decay: float = 0.02
+    warmup_steps: int = 150
+    ema_decay: float = 0.998
+    val_count: int = 768
+    checkpoint_minutes: float = 5.0
+    max_minutes: float | None = None
+    threads: int = 2
+    shipwakes_dir: Path | None = None
+    shipwakes_fraction: float = 0.25
+    preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
+    ranges: ChipRanges = TRAIN_RANGES
+
+    def to_dict(self) -> dict:
+        out = asdict(self)
+        out["run_dir"] = str(self.run_dir)
+        out["shipwakes_dir"] = str(self.shipwakes_dir) if self.shipwakes_dir else None
+        return out
+
+
+def _device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def _normalise_keypoints(keypoints_px: np.ndarray, size: int) -> np.ndarray:
+    return keypoints_px / size * 2.0 - 1.0
+
+
+def synthetic_batch(
+    seed: int, epoch: int, index: int, count: int, ranges: ChipRanges, preprocess: PreprocessConfig
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One deterministic training batch: inputs ``(N, C, S, S)``, keypoints ``(N, 4, 2)`` normalised, visibility."""
+    sequence = np.random.SeedSequence([seed, epoch, index])
+    chip_seq, aug_seq = sequence.spawn(2)
+    chips = draw_chips(chip_seq, count, ranges, preprocess.input_size)
+    rng = np.random.default_rng(aug_seq)
+    data, keypoints = chips["data"], chips["keypoints"]
+    for i, k in enumerate(rng.integers(0, 8, size=count)):
+        data[i], keypoints[i] = dihedral_transform(data[i], keypoints[i], int(k))
+    inputs, _ = prepare_batch(data, BAND_NAMES, preprocess)
+    return inputs, _normalise_keypoints(keypoints, preprocess.input_size), chips["visible"]
+
+
+def shipwakes_arrays(root: Path, preprocess: PreprocessConfig) -> tuple[np.ndarray, np.ndarray, list]:
+    """ShipWakes images as a list of ``(3, H, W)`` arrays with pixel keypoints, for crop sampling."""
+    from models.shipwakes import load_shipwakes
+
+    samples = load_shipwakes(root)
+    return samples, np.array([s.keypoints for s in samples]), [s.band_names for s in samples]
+
+
+def shipwakes_batch(samples: list, count: int, rng: np.random.Generator, preprocess: PreprocessConfig):
+    """Random crops around the annotated hull of ShipWakes images, with dihedral augmentation."""
+    from models.wake_chips import clip_keypoints_to_chip
+
+    size = preprocess.input_size
+    inputs, keypoints, visible = [], [], []
+    for i in rng.integers(0, len(samples), size=count):
+        sample = samples[int(i)]
+        hull = sample.keypoints[0]
+        jitter = rng.uniform(-3, 3, size=2)
+        col0 = int(round(hull[0] + jitter[0] - size / 2))
+        row0 = int(round(hull[1] + jitter[1] - size / 2))
+        padded = np.pad(sample.data, ((0, 0), (size, size), (size, size)), mode="reflect")
+        crop = padded[:, row0 + size : row0 + 2 * size, col0 + size : col0 + 2 * size]
+        kp = clip_keypoints_to_chip(sample.keypoints - np.array([col0, row0]), size)
+        kp[~sample.visible] = np.nan
+        crop, kp = dihedral_transform(crop, kp, int(rng.integers(0, 8)))
+        x, _ = prepare_batch(crop[None], sample.band_names, preprocess)
+        inputs.append(x[0])
+        keypoints.append(_normalise_keypoints(kp, size))
+        visible.append(np.all(np.isfinite(kp), axis=-1))
+    return np.stack(inputs), np.stack(keypoints), np.stack(visible)
+
+
+@torch.inference_mode()
+def predict_raw(model: torch.nn.Module, inputs: np.ndarray, batch_size: int = 256) -> dict[str, np.ndarray]:
+    """Run the network on preprocessed inputs; return numpy outputs."""
+    model.eval()
+    device = next(model.parameters()).device
+    parts: dict[str, list[np.ndarray]] = {}
+    for start in range(0, len(inputs), batch_size):
+        out = model(torch.from_numpy(np.ascontiguousarray(inputs[start : start + batch_size])).to(device))
+        for key, value in out.items():
+            parts.setdefault(key, []).append(value.float().cpu().numpy())
+    return {key: np.concatenate(value) for key, value in parts.items()}
+
+
+def evaluate_arrays(
+    model: torch.nn.Module, inputs: np.ndarray, truth_heading_deg: np.ndarray, has_wake: np.ndarray,
+    uncertainty_scale: float = 1.0,
+) -> dict[str, float]:
+    """Heading metrics of ``model`` on preprocessed inputs with known grid headings."""
+    raw = predict_raw(model, inputs)
+    heading = heading_from_keypoints_deg(torch.from_numpy(raw["keypoints"])).numpy()
+    sigma = np.degrees(np.exp(-0.5 * raw["log_kappa"])) * uncertainty_scale
+    wake_prob = 1.0 / (1.0 + np.exp(-raw["visibility_logits"][:, 1]))
+    errors = angular_error_deg(heading, truth_heading_deg)[has_wake]
+    out = summarize_errors(errors, sigma[has_wake])
+    out["wake_detection_acc_pct"] = float(100.0 * np.mean((wake_prob > 0.5) == has_wake))
+    return out
+
+
+def _validation_set(config: TrainConfig) -> dict[str, np.ndarray]:
+    chips = draw_chips(config.seed + VALIDATION_SEED_OFFSET, config.val_count, config.ranges, config.preprocess.input_size)
+    inputs, _ = prepare_batch(chips["data"], BAND_NAMES, config.preprocess)
+    return {"inputs": inputs, "heading": chips["heading_grid_deg"], "has_wake": chips["visible"][:, 1]}
+
+
+def _lr_at(step: int, total: int, config: TrainConfig) -> float:
+    if step < config.warmup_steps:
+        return config.lr * (step + 1) / config.warmup_steps
+    progress = min((step - config.warmup_steps) / max(total - config.warmup_steps, 1), 1.0)
+    return config.lr * (0.02 + 0.98 * 0.5 * (1.0 + math.cos(math.pi * progress)))
+
+
+@torch.no_grad()
+def _update_ema(ema: torch.nn.Module, model: torch.nn.Module, step: int, decay: float) -> None:
+    d = min(decay, (1.0 + step) / (10.0 + step))
+    for e, p in zip(ema.parameters(), model.parameters(), strict=True):
+        e.lerp_(p.detach(), 1.0 - d)
+    for e, b in zip(ema.buffers(), model.buffers(), strict=True):
+        e.copy_(b)
+
+
+def _write_metrics(run_dir: Path, history: Sequence[dict]) -> None:
+    if not history:
+        return
+    keys = list(history[0].keys())
+    with open(run_dir / "metrics.csv", "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=keys)
+        writer.writeheader()
+        writer.writerows(history)
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        epochs = [h["epoch"] for h in history]
+        fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
+        axes[0].plot(epochs, [h["train_loss"] for h in history], "o-")
+        axes[0].set(title="train loss", xlabel="epoch", yscale="log")
+        axes[1].plot(epochs, [h["val_median_deg"] for h in history], "o-", label="median")
+        axes[1].plot(epochs, [h["val_mean_deg"] for h in history], "s-", label="mean")
+        axes[1].set(title="val angular error (deg)", xlabel="epoch", yscale="log")
+        axes[1].legend()
+        axes[2].plot(epochs, [h["val_within_10_pct"] for h in history], "o-", label="% within 10°")
+        axes[2].plot(epochs, [h["val_flip_pct"] for h in history], "s-", label="% flips")
+        axes[2].set(title="val rates (%)", xlabel="epoch")
+        axes[2].legend()
+        fig.tight_layout()
+        fig.savefig(run_dir / "metrics.png", dpi=80)
+        plt.close(fig)
+    except Exception:  # a plot must never kill a training run
+        logger.exception("could not draw metrics.png")
+
+
+def _save_checkpoint(path: Path, model, ema, optimizer, config: TrainConfig, epoch: int, batch: int, step: int,
+                     history: list[dict]) -> None:
+    tmp = path.with_suffix(".tmp")
+    torch.save(
+        {
+            "model": model.state_dict(), "ema": ema.state_dict(), "optimizer": optimizer.state_dict(),
+            "config": config.to_dict(), "epoch": epoch, "batch": batch, "step": step, "history": history,
+        },
+        tmp,
+    )
+    tmp.replace(path)
+
+
+def train(config: TrainConfig, *, resume: bool = True) -> list[dict]:
+    """Train (or resume) a run in ``config.run_dir``; return the per-epoch metrics history."""
+    torch.manual_seed(config.seed)
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    device = _device()
+    run_dir = Path(config.run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    pre = config.preprocess
+    model = create_model(pre.architecture, len(pre.bands), pre.input_size).to(device)
+    model = model.to(memory_format=torch.channels_last)
+    ema = copy.deepcopy(model).eval()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    epoch, batch, step, history = 0, 0, 0, []
+    last = run_dir / "last.pt"
+    if resume and last.exists():
+        state = torch.load(last, map_location=device, weights_only=False)
+        model.load_state_dict(state["model"])
+        ema.load_state_dict(state["ema"])
+        optimizer.load_state_dict(state["optimizer"])
+        epoch, batch, step, history = state["epoch"], state["batch"], state["step"], state["history"]
+        logger.info("resumed %s at epoch %d batch %d (step %d)", last, epoch, batch, step)
+    samples = None
+    if config.shipwakes_dir:
+        samples, _, _ = shipwakes_arrays(Path(config.shipwakes_dir), pre)
+        logger.info("mixing %d ShipWakes images at fraction %.2f", len(samples), config.shipwakes_fraction)
+    validation = _validation_set(config)
+    total_steps = config.epochs * config.steps_per_epoch
+    started = time.monotonic()
+    last_checkpoint = started
+    while epoch < config.epochs:
+        model.train()
+        losses = []
+        progress = tqdm(
+            range(batch, config.steps_per_epoch), desc=f"epoch {epoch + 1}/{config.epochs}", initial=batch,
+            total=config.steps_per_epoch, mininterval=20.0, leave=True,
+        )
+        for batch in progress:
+            n_real = int(round(config.batch_size * config.shipwakes_fraction)) if samples else 0
+            x, kp, vis = synthetic_batch(config.seed, epoch, batch, config.batch_size - n_real, config.ranges, pre)
+            if n_real:
+                rng = np.random.default_rng([config.seed, epoch, batch, 7])
+                xr, kpr, visr = shipwakes_batch(samples, n_real, rng, pre)
+                x, kp, vis = np.concatenate([x, xr]), np.concatenate([kp, kpr]), np.concatenate([vis, visr])
+            for group in optimizer.param_groups:
+                group["lr"] = _lr_at(step, total_steps, config)
+            inputs = torch.from_numpy(x).to(device).contiguous(memory_format=torch.channels_last)
+            outputs = model(inputs)
+            loss, parts = keypoint_loss(outputs, torch.from_numpy(kp).float().to(device), torch.from_numpy(vis).to(device))
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+            optimizer.step()
+            _update_ema(ema, model, step, config.ema_decay)
+            step += 1
+            losses.append(float(loss.detach()))
+            progress.set_postfix(loss=f"{np.mean(losses[-50:]):.4f}", angle=f"{parts['angle']:.4f}", refresh=False)
+            now = time.monotonic()
+            if now - last_checkpoint > config.checkpoint_minutes * 60:
+                _save_checkpoint(last, model, ema, optimizer, config, epoch, batch + 1, step, history)
+                last_checkpoint = now
+            if config.max_minutes is not None and now - started > config.max_minutes * 60:
+                _save_checkpoint(last, model, ema, optimizer, config, epoch, batch + 1, step, history)
+                logger.info("time budget of %.1f min reached at epoch %d batch %d; resume to continue",
+                            config.max_minutes, epoch, batch + 1)
+                return history
+        metrics = evaluate_arrays(ema, validation["inputs"], validation["heading"], validation["has_wake"])
+        row = {"epoch": epoch + 1, "step": step, "train_loss": float(np.mean(losses)) if losses else float("nan"),
+               "lr": _lr_at(step, total_steps, config), "elapsed_min": (time.monotonic() - started) / 60.0}
+        row.update({f"val_{k}": v for k, v in metrics.items()})
+        history.append(row)
+        logger.info("epoch %d: %s", epoch + 1, {k: round(v, 3) if isinstance(v, float) else v for k, v in row.items()})
+        epoch, batch = epoch + 1, 0
+        _save_checkpoint(last, model, ema, optimizer, config, epoch, 0, step, history)
+        torch.save(ema.state_dict(), run_dir / f"ema_epoch{epoch:03d}.pt")
+        last_checkpoint = time.monotonic()
+        _write_metrics(run_dir, history)
+    return history
+
+
+def export_weights(checkpoint: Path, weights_path: Path, preprocess: PreprocessConfig | None = None) -> Path:
+    """Write the EMA weights of a checkpoint as a plain state_dict plus its preprocessing JSON.
+
+    The JSON lands next to the weights with the same stem (``wake_keypoints_b0.json``).
+    """
+    state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    if preprocess is None:
+        raw = state["config"]["preprocess"]
+        preprocess = PreprocessConfig(**{**raw, "bands": tuple(raw["bands"]), "keypoint_names": tuple(raw["keypoint_names"])})
+    weights_path = Path(weights_path)
+    weights_path.parent.mkdir(parents=True, exist_ok=True)
+    ema = state["ema"] if "ema" in state else state
+    torch.save({k: v.clone() for k, v in ema.items()}, weights_path)
+    preprocess.to_json(weights_path.with_suffix(".json"))
+    return weights_path
