@@ -89,7 +89,8 @@ class SceneModel:
     rng : numpy.random.Generator
         Source of every random scene parameter and field.
     cloud_fraction : float or None
-        Fraction of the product under thick cloud; ``None`` draws one (0..0.3).
+        Fraction of the product under thick cloud (any opacity); ``None`` draws one (0..0.25, none
+        in a quarter of the scenes).
     shadow_shift_rc : tuple of float
         Offset (rows, cols) from a cloud to its shadow, pixels (from sun angles and cloud height).
     """
@@ -111,7 +112,7 @@ class SceneModel:
                                             angle_deg=float(rng.uniform(0, 180)))
         self._vegetation_field = _fractal_field(rng, coarse_shape, beta=2.6)
         self._clutter = tuple(_smooth_texture(rng, p, sigma_px=0.9) for p in _TEXTURE_PERIODS)
-        self._detail = tuple(_fractal_field(rng, (p, p), beta=2.2) for p in _TEXTURE_PERIODS)
+        self._detail = tuple(_fractal_field(rng, (p, p), beta=2.9) for p in _TEXTURE_PERIODS)
         self.parameters = self._draw_parameters(rng, cloud_fraction, shadow_shift_rc)
 
     # -- parameters -------------------------------------------------------------------------------
@@ -129,7 +130,7 @@ class SceneModel:
         amplitude = rng.uniform(0.4, 1.0, n_trains) / np.sqrt(n_trains)
         phase = rng.uniform(0, 2 * np.pi, n_trains)
         if cloud_fraction is None:
-            cloud_fraction = float(rng.uniform(0.0, 0.3)) if rng.random() < 0.8 else 0.0
+            cloud_fraction = float(rng.uniform(0.0, 0.25)) if rng.random() < 0.75 else 0.0
         core = self._cloud_field[COARSE_MARGIN:-COARSE_MARGIN, COARSE_MARGIN:-COARSE_MARGIN]
         cloud_threshold = float(np.quantile(core, 1.0 - cloud_fraction)) if cloud_fraction > 0 else np.inf
         has_cirrus = rng.random() < 0.5
@@ -197,7 +198,7 @@ class SceneModel:
         dr, dc = self.parameters.shadow_shift_rc
         if np.isfinite(self.parameters.cloud_threshold):
             casting = self.cloud_opacity(rows[:, None] - dr, cols[None, :] - dc)
-            shadow = (0.6 * casting * (1.0 - cloud)).astype(np.float32)
+            shadow = (0.45 * casting * (1.0 - cloud)).astype(np.float32)
         else:
             shadow = np.zeros(shape, dtype=np.float32)
         cirrus = np.zeros(shape, dtype=np.float32)
@@ -218,8 +219,8 @@ class SceneModel:
         cols_i = np.floor(cols).astype(np.int64)
         field = _bilinear(self._cloud_field, (rows_i + 0.5) / COARSE_PX - 0.5 + COARSE_MARGIN,
                           (cols_i + 0.5) / COARSE_PX - 0.5 + COARSE_MARGIN)
-        field = field + 0.25 * _periodic(self._detail[0], rows_i, cols_i) + 0.12 * _periodic(self._detail[1], rows_i, cols_i)
-        x = np.clip((field - threshold) / 0.45 + 0.5, 0.0, 1.0)
+        field = field + 0.2 * _periodic(self._detail[0], rows_i, cols_i) + 0.1 * _periodic(self._detail[1], rows_i, cols_i)
+        x = np.clip((field - threshold) / 0.8, 0.0, 1.0)
         return (x * x * (3.0 - 2.0 * x)).astype(np.float32)
 
     def finish(self, toa: np.ndarray, land: np.ndarray, layers: AtmosphereLayers, glint_rows: tuple[int, int],
