@@ -37,6 +37,9 @@ log = logging.getLogger(__name__)
 #: Names that mark a file or folder still being written (or hidden): never picked up.
 _IN_PROGRESS_SUFFIXES = (".part", ".partial", ".tmp", ".crdownload", ".incomplete")
 
+#: A folder holding one of these is a STAC catalog to follow, not a product.
+_CATALOG_NAMES = ("catalog.json", "collection.json")
+
 #: Bytes read at a time while hashing.
 _HASH_BLOCK_BYTES = 4 * 1024 * 1024
 
@@ -136,7 +139,8 @@ def find_products(inbox: str | Path) -> list[Path]:
     ----------
     inbox : str or Path
         A folder whose entries are products (``.SAFE`` folders, ``.zip`` files, band-GeoTIFF
-        folders, STAC item ``.json`` files, STAC catalogs to follow), or a STAC catalog JSON.
+        folders, STAC item ``.json`` files) or STAC catalogs to follow (a catalog or collection
+        JSON, or a folder holding ``catalog.json`` / ``collection.json``); or a STAC catalog JSON.
 
     Returns
     -------
@@ -164,7 +168,12 @@ def find_products(inbox: str | Path) -> list[Path]:
         if _is_in_progress(entry):
             continue
         if entry.is_dir():
-            found.add(entry.resolve())
+            catalogs = [entry / name for name in _CATALOG_NAMES if (entry / name).is_file()]
+            if catalogs:
+                for catalog in catalogs:
+                    found.update(_catalog_items(catalog, seen_catalogs))
+            else:
+                found.add(entry.resolve())
         elif entry.suffix.lower() == ".zip":
             found.add(entry.resolve())
         elif entry.suffix.lower() == ".json":
