@@ -169,7 +169,7 @@ class SceneModel:
         rows = np.arange(row0, row1)
         cols = np.arange(col0, col1)
         shape = (len(rows), len(cols))
-        land = rasterize_land(self.land, self.transform * Affine.translation(col0, row0), shape)
+        land = rasterize_land(self.land, self.transform @ Affine.translation(col0, row0), shape)
         clutter = self._texture(self._clutter, rows, cols)
         swell = self._swell(rows, cols)
         glint = self._glint(rows, cols)

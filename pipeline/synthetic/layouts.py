@@ -123,7 +123,7 @@ class ProductWriter:
             options = GTIFF_OPTIONS if self.layout == "geotiff" else STAGING_OPTIONS
             self._datasets[band] = rasterio.open(
                 target, "w", driver="GTiff", width=-(-self.width // factor), height=-(-self.height // factor),
-                count=1, dtype=spec.dtype, crs=self.crs, transform=self.transform * Affine.scale(factor),
+                count=1, dtype=spec.dtype, crs=self.crs, transform=self.transform @ Affine.scale(factor),
                 nodata=0, **options,
             )
 
@@ -217,7 +217,7 @@ class ProductWriter:
         assets = {}
         for band, spec in self.band_files.items():
             factor = spec.resolution_m // 10
-            transform = self.transform * Affine.scale(factor)
+            transform = self.transform @ Affine.scale(factor)
             shape = [-(-self.height // factor), -(-self.width // factor)]
             asset = {
                 "href": f"./{spec.path.name}",

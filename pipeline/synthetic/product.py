@@ -233,7 +233,7 @@ def _water_km2(model: SceneModel) -> float:
 
     step = 10
     shape = (-(-model.height // step), -(-model.width // step))
-    land = rasterize_land(model.land, model.transform * Affine.scale(step), shape)
+    land = rasterize_land(model.land, model.transform @ Affine.scale(step), shape)
     return float((~land).mean()) * model.height * model.width * (PIXEL_M / 1000.0) ** 2
 
 

@@ -248,7 +248,7 @@ def _distance_to_land(model: SceneModel, pixel_m: float):
     margin_px = 400.0
     height = int(np.ceil((model.height + 2 * margin_px) / factor))
     width = int(np.ceil((model.width + 2 * margin_px) / factor))
-    transform = model.transform * Affine.translation(-margin_px, -margin_px) * Affine.scale(factor)
+    transform = model.transform @ Affine.translation(-margin_px, -margin_px) @ Affine.scale(factor)
     land = rasterize_land(model.land, transform, (height, width))
     if not land.any():
         return lambda x, y: np.full(np.shape(x), np.inf)
