@@ -258,6 +258,8 @@ def train(config: TrainConfig, *, resume: bool = True) -> list[dict]:
                 rng = np.random.default_rng([config.seed, epoch, batch, 7])
                 xr, kpr, visr = shipwakes_batch(samples, n_real, rng, pre)
                 x, kp, vis = np.concatenate([x, xr]), np.concatenate([kp, kpr]), np.concatenate([vis, visr])
+            # Dropout draws from torch's global generator: seed it per batch so a resumed run matches.
+            torch.manual_seed(int(np.random.SeedSequence([config.seed, epoch, batch, 11]).generate_state(1)[0]))
             for group in optimizer.param_groups:
                 group["lr"] = _lr_at(step, total_steps, config)
             inputs = torch.from_numpy(x).to(device).contiguous(memory_format=torch.channels_last)

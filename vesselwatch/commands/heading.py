@@ -1,9 +1,212 @@
-"""CLI commands: heading (filled in by the issue that owns it)."""
+"""CLI commands: ``vesselwatch heading CHIP`` and ``vesselwatch train-heading``."""
 
 from __future__ import annotations
 
+import json
+import logging
+import math
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
 import typer
+
+from vesselwatch.errors import InputError, ProductError, VesselwatchError
+
+logger = logging.getLogger(__name__)
+
+_S2_NAMES = ("B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09", "B10", "B11", "B12")
+
+
+def _band_names_for(count: int, descriptions: tuple) -> list[str]:
+    """Band names of a chip file: its band descriptions when they are Sentinel-2 names, else by count."""
+    named = [str(d).upper() if d else "" for d in descriptions]
+    if named and all(n in _S2_NAMES for n in named):
+        return named
+    defaults = {1: ["B08"], 3: ["B04", "B03", "B02"], 4: ["B02", "B03", "B04", "B08"]}
+    if count not in defaults:
+        raise InputError(f"chip has {count} bands without Sentinel-2 band descriptions; expected 1, 3 (RGB) or 4 (B02 B03 B04 B08)")
+    return defaults[count]
+
+
+def _to_reflectance(data: np.ndarray) -> np.ndarray:
+    """Integer chips to 0..1: 8-bit /255, 16-bit /10000 (L1C/L2A DN) or /65535 (full-range exports)."""
+    if data.dtype == np.uint8:
+        return data.astype(np.float32) / 255.0
+    if np.issubdtype(data.dtype, np.integer):
+        scale = 10000.0 if data.max(initial=0) <= 20000 else 65535.0
+        return data.astype(np.float32) / scale
+    return data.astype(np.float32)
+
+
+def read_chip(path: Path):
+    """Read a PNG/JPEG or GeoTIFF chip as a duck-typed chip (data, band_names, transform, crs, grid_north_deg)."""
+    from types import SimpleNamespace
+
+    from affine import Affine
+
+    suffix = path.suffix.lower()
+    if not path.exists():
+        raise ProductError(path, "chip file not found")
+    if suffix in {".png", ".jpg", ".jpeg"}:
+        from PIL import Image
+
+        with Image.open(path) as im:
+            rgb = np.asarray(im.convert("RGB"))
+        data = _to_reflectance(rgb.transpose(2, 0, 1))
+        return SimpleNamespace(data=data, band_names=["B04", "B03", "B02"], transform=Affine.identity(), crs=None,
+                               grid_north_deg=0.0, georeferenced=False)
+    import rasterio
+
+    try:
+        with rasterio.open(path) as src:
+            data = _to_reflectance(src.read())
+            names = _band_names_for(src.count, src.descriptions)
+            transform, crs = src.transform, src.crs
+    except rasterio.errors.RasterioIOError as exc:
+        raise ProductError(path, f"cannot read chip: {exc}") from exc
+    if len(names) == 1:  # one band: use it for every plane the model wants
+        data, names = np.repeat(data, 4, axis=0), ["B02", "B03", "B04", "B08"]
+    grid_north = 0.0
+    if crs is not None:
+        from pipeline.chips import grid_north_deg
+
+        cx, cy = transform * (data.shape[2] / 2.0, data.shape[1] / 2.0)
+        grid_north = float(grid_north_deg(crs, cx, cy))
+    return SimpleNamespace(data=data, band_names=names, transform=transform, crs=crs, grid_north_deg=grid_north,
+                           georeferenced=crs is not None)
+
+
+def draw_heading_png(chip, result, index: int, out: Path, scale: int = 4) -> None:
+    """Write the chip as an RGB PNG (upscaled) with keypoints and a heading arrow."""
+    from PIL import Image, ImageDraw
+
+    names = list(chip.band_names)
+    planes = [names.index(b) if b in names else 0 for b in ("B04", "B03", "B02")]
+    rgb = chip.data[planes].astype(np.float64)
+    lo, hi = np.percentile(rgb, [1, 99.5])
+    rgb = np.clip((rgb - lo) / max(hi - lo, 1e-9), 0, 1)
+    image = Image.fromarray((rgb.transpose(1, 2, 0) * 255).astype(np.uint8)).resize(
+        (rgb.shape[2] * scale, rgb.shape[1] * scale), Image.NEAREST
+    )
+    draw = ImageDraw.Draw(image)
+    colours = {"hull": (255, 60, 60), "wake_end": (255, 220, 0), "arm_left_end": (0, 200, 255), "arm_right_end": (0, 255, 120)}
+    kp = result.keypoints_px[index] * scale
+    for (name, colour), (x, y) in zip(colours.items(), kp, strict=True):
+        if np.isfinite(x) and np.isfinite(y):
+            draw.ellipse([x - 5, y - 5, x + 5, y + 5], outline=colour, width=2)
+    heading = result.heading_grid_deg[index]
+    if np.isfinite(heading) and np.all(np.isfinite(kp[0])):
+        length = 0.25 * image.width
+        h = math.radians(heading)
+        x0, y0 = kp[0]
+        x1, y1 = x0 + length * math.sin(h), y0 - length * math.cos(h)
+        draw.line([x0, y0, x1, y1], fill=(255, 60, 60), width=3)
+        for side in (-1, 1):
+            a = h + math.pi + side * math.radians(25)
+            draw.line([x1, y1, x1 + 14 * math.sin(a), y1 - 14 * math.cos(a)], fill=(255, 60, 60), width=3)
+    label = "ambiguous" if result.ambiguous[index] else f"{result.heading_deg[index]:.1f}° ± {result.uncertainty_deg[index]:.1f}°"
+    draw.text((6, 6), label, fill=(255, 255, 255))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    image.save(out)
 
 
 def register(app: typer.Typer) -> None:
     """Add this module's commands to the application."""
+
+    @app.command("heading")
+    def heading(
+        chip_path: Path = typer.Argument(..., help="Chip: PNG/JPEG (RGB) or GeoTIFF (bands B02 B03 B04 B08 or described)."),
+        png: Optional[Path] = typer.Option(None, "--png", help="Also draw the keypoints and heading arrow into this PNG."),
+        weights: Optional[Path] = typer.Option(None, "--weights", help="Model weights (default: shipped / settings)."),
+        tta: bool = typer.Option(False, "--tta", help="Test-time dihedral augmentation (8x cost, wider sigma)."),
+        eager: bool = typer.Option(False, "--eager", help="Use eager PyTorch instead of the ONNX Runtime fast path."),
+    ) -> None:
+        """Infer a vessel's heading from the wake in one chip; print JSON on stdout.
+
+        ``heading_deg`` is a true bearing for georeferenced GeoTIFF chips; for PNGs grid up is
+        taken as north (``georeferenced: false``).
+        """
+        from pipeline.heading import estimate_headings, load_heading_model
+
+        try:
+            chip = read_chip(chip_path)
+            model = load_heading_model(weights, fast=False if eager else None)
+            result = estimate_headings([chip], model, tta=tta)
+        except (VesselwatchError, ValueError) as error:
+            typer.echo(f"vesselwatch heading: {error}", err=True)
+            raise typer.Exit(code=2) from error
+
+        def _num(v: float, digits: int = 2):
+            return None if not np.isfinite(v) else round(float(v), digits)
+
+        summary = {
+            "chip": str(chip_path),
+            "heading_deg": _num(result.heading_deg[0]),
+            "heading_grid_deg": _num(result.heading_grid_deg[0]),
+            "grid_north_deg": round(float(chip.grid_north_deg), 4),
+            "uncertainty_deg": _num(result.uncertainty_deg[0]),
+            "ambiguous": bool(result.ambiguous[0]),
+            "wake_probability": _num(result.wake_probability[0], 3),
+            "georeferenced": bool(chip.georeferenced),
+            "keypoints": result.keypoints_dict(0) if chip.georeferenced else {
+                name: (None if v is None else {"x": v["x"], "y": v["y"]}) for name, v in result.keypoints_dict(0).items()
+            },
+            "backend": model.backend,
+        }
+        if png is not None:
+            draw_heading_png(chip, result, 0, png)
+            summary["png"] = str(png)
+        typer.echo(json.dumps(summary, indent=2))
+
+    @app.command("train-heading")
+    def train_heading(
+        run_dir: Path = typer.Option(Path("var/heading/run"), "--run-dir", help="Checkpoints, metrics.csv, metrics.png."),
+        epochs: int = typer.Option(12, "--epochs", min=1),
+        steps_per_epoch: int = typer.Option(200, "--steps-per-epoch", min=1),
+        batch_size: int = typer.Option(64, "--batch-size", min=2),
+        lr: float = typer.Option(2e-3, "--lr"),
+        seed: int = typer.Option(0, "--seed", help="Same seed, same batches, same run."),
+        input_size: int = typer.Option(64, "--input-size", help="Centre crop fed to the network, pixels."),
+        threads: int = typer.Option(1, "--threads", help="CPU threads (1 is fastest on a busy 2-core box)."),
+        max_minutes: Optional[float] = typer.Option(None, "--max-minutes", help="Stop (and checkpoint) after this long; resume later."),
+        checkpoint_minutes: float = typer.Option(4.0, "--checkpoint-minutes"),
+        val_count: int = typer.Option(768, "--val-count"),
+        shipwakes: Optional[Path] = typer.Option(None, "--shipwakes", help="ShipWakes-format directory to mix in (imgs/ + annotations/)."),
+        shipwakes_fraction: float = typer.Option(0.25, "--shipwakes-fraction"),
+        resume: bool = typer.Option(True, "--resume/--no-resume", help="Continue from RUN_DIR/last.pt when present."),
+        export: Optional[Path] = typer.Option(None, "--export", help="After training, write EMA weights + JSON here and calibrate sigma."),
+    ) -> None:
+        """Train the wake-keypoint heading model on synthetic chips (CPU or CUDA), resumable."""
+        from models.preprocess import PreprocessConfig
+        from models.train import TrainConfig, train
+
+        if not resume and (run_dir / "last.pt").exists():
+            (run_dir / "last.pt").unlink()
+        config = TrainConfig(
+            run_dir=run_dir, seed=seed, epochs=epochs, steps_per_epoch=steps_per_epoch, batch_size=batch_size, lr=lr,
+            val_count=val_count, checkpoint_minutes=checkpoint_minutes, max_minutes=max_minutes, threads=threads,
+            shipwakes_dir=shipwakes, shipwakes_fraction=shipwakes_fraction,
+            preprocess=PreprocessConfig(input_size=input_size),
+        )
+        history = train(config, resume=resume)
+        summary = {"run_dir": str(run_dir), "epochs_done": len(history), "last": history[-1] if history else None}
+        if export is not None:
+            summary["weights"] = export_and_calibrate(run_dir / "last.pt", export)
+        typer.echo(json.dumps(summary, indent=2, default=str))
+
+
+def export_and_calibrate(checkpoint: Path, weights_path: Path) -> dict:
+    """Export a checkpoint's EMA weights with their JSON, then fit and store the sigma scale."""
+    from models.calibrate import fit_uncertainty_scale
+    from models.inference import file_sha256, load_heading_model
+    from models.preprocess import PreprocessConfig
+    from models.train import export_weights
+
+    export_weights(checkpoint, weights_path)
+    json_path = weights_path.with_suffix(".json")
+    model = load_heading_model(weights_path, fast=False)
+    scale = fit_uncertainty_scale(model)
+    config = PreprocessConfig.from_json(json_path).replace(uncertainty_scale=round(scale, 4))
+    config.to_json(json_path)
+    return {"path": str(weights_path), "sha256": file_sha256(weights_path), "uncertainty_scale": scale}

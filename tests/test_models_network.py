@@ -1,0 +1,70 @@
+"""Keypoint network and loss: shapes, offsets parameterisation, absent keypoints are ignored."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from models.network import create_model, heading_from_keypoints_deg, keypoint_loss
+
+
+@pytest.fixture(scope="module")
+def model():
+    torch.manual_seed(0)
+    return create_model(in_chans=4, input_size=32).eval()
+
+
+def test_outputs_have_the_documented_shapes(model):
+    with torch.inference_mode():
+        out = model(torch.randn(3, 4, 32, 32))
+    assert out["keypoints"].shape == (3, 4, 2)
+    assert out["visibility_logits"].shape == (3, 4)
+    assert out["log_kappa"].shape == (3,)
+    # The first conv was built for 4 bands (never swapped after the fact).
+    assert model.backbone.conv_stem.in_channels == 4
+
+
+def _fake_outputs(requires_grad=True):
+    keypoints = torch.tensor([[[0.0, 0.0], [0.0, 0.5], [0.2, 0.3], [-0.2, 0.3]]] * 2, requires_grad=requires_grad)
+    return {
+        "keypoints": keypoints,
+        "visibility_logits": torch.zeros(2, 4, requires_grad=requires_grad),
+        "log_kappa": torch.zeros(2, requires_grad=requires_grad),
+    }
+
+
+def test_loss_ignores_absent_keypoints_whatever_their_target_value():
+    visible = torch.tensor([[True, True, False, False], [True, False, False, False]])
+    target_a = torch.tensor([[[0.0, 0.0], [0.0, 0.4], [float("nan")] * 2, [float("nan")] * 2],
+                             [[0.1, 0.0], [float("nan")] * 2, [float("nan")] * 2, [float("nan")] * 2]])
+    target_b = torch.nan_to_num(target_a, nan=-7.0)  # garbage where absent (zeros padding is the naive bug)
+    out = _fake_outputs()
+    loss_a, _ = keypoint_loss(out, target_a, visible)
+    loss_b, _ = keypoint_loss(_fake_outputs(), target_b, visible)
+    assert torch.isfinite(loss_a)
+    assert math.isclose(loss_a.detach().item(), loss_b.detach().item(), rel_tol=1e-6)
+    loss_a.backward()
+    grad = out["keypoints"].grad
+    # No pull on the arm keypoints (absent everywhere) nor on the second chip's wake end.
+    assert torch.all(grad[:, 2:] == 0)
+    assert torch.all(grad[1, 1] == 0)
+    assert torch.any(grad[0, 1] != 0)
+
+
+def test_loss_rewards_the_right_direction():
+    visible = torch.tensor([[True, True, False, False]] * 2)
+    target = torch.tensor([[[0.0, 0.0], [0.0, 0.5], [0.0, 0.0], [0.0, 0.0]]] * 2)
+    right = _fake_outputs()
+    wrong = _fake_outputs()
+    wrong["keypoints"] = torch.tensor([[[0.0, 0.0], [0.0, -0.5], [0.2, 0.3], [-0.2, 0.3]]] * 2)
+    _, parts_right = keypoint_loss(right, target, visible)
+    _, parts_wrong = keypoint_loss(wrong, target, visible)
+    assert parts_right["angle"] < 0.01 < 1.9 < parts_wrong["angle"]
+
+
+def test_heading_is_the_bearing_from_wake_end_to_hull():
+    # Hull above the wake end (smaller y): travelling grid-up, heading 0; to the right: 90.
+    kp = torch.tensor([[[5.0, 1.0], [5.0, 9.0]], [[9.0, 5.0], [1.0, 5.0]], [[1.0, 1.0], [9.0, 9.0]]])
+    torch.testing.assert_close(heading_from_keypoints_deg(kp), torch.tensor([0.0, 90.0, 315.0]))
