@@ -1,0 +1,85 @@
+"""Throughput of the heading model on this CPU: chips/s batched and p50 single-chip latency.
+
+Peers in the same run, same chips (128 px, 4 bands, like the pipeline cuts), same thread count:
+
+* ``eager fp32`` — PyTorch, ``torch.inference_mode``, channels_last;
+* ``onnxruntime fp32`` — the default fast path (used when it matches eager within tolerance);
+* ``onnxruntime int8`` — static QDQ quantisation (only measured; it is not the default unless its
+  accuracy holds, which this script also reports as the heading difference to fp32).
+
+Times include preprocessing (band selection, centre crop, robust normalisation) and decoding.
+
+Usage::
+
+    python benchmarks/heading_throughput.py [--threads 2] [--batch 256] [--chips 1024]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--batch", type=int, default=256)
+    parser.add_argument("--chips", type=int, default=1024)
+    parser.add_argument("--single", type=int, default=100, help="Single-chip calls for the latency percentile.")
+    parser.add_argument("--weights", default=None)
+    parser.add_argument("--no-int8", action="store_true")
+    args = parser.parse_args()
+
+    import torch
+
+    from models.export import _session, export_onnx, quantize_int8
+    from models.inference import load_heading_model, predict_keypoints
+    from models.metrics import angular_error_deg
+    from models.wake_chips import BAND_NAMES, draw_chips
+
+    torch.set_num_threads(args.threads)
+    chips = draw_chips(4242, args.chips, size=128)["data"]
+    model = load_heading_model(args.weights, fast=False, threads=args.threads)
+    variants = {"eager fp32": None}
+    workdir = Path(tempfile.mkdtemp(prefix="heading-bench-"))
+    fp32_path = export_onnx(model, workdir / "fp32.onnx")
+    variants["onnxruntime fp32"] = _session(fp32_path, args.threads)
+    if not args.no_int8:
+        try:
+            variants["onnxruntime int8"] = _session(quantize_int8(model, fp32_path, workdir / "int8.onnx"), args.threads)
+        except Exception as exc:  # quantisation tooling varies by version; report, don't die
+            print(f"int8 skipped: {exc}")
+
+    reference = None
+    print(f"{len(chips)} chips of 128 px, batch {args.batch}, {args.threads} threads, input crop {model.config.input_size} px")
+    header = f"{'backend':<18} {'chips/s':>9} {'p50 ms (1 chip)':>16} {'p90 ms':>8} {'max Δheading° vs eager':>23}"
+    print(header)
+    print("-" * len(header))
+    for name, session in variants.items():
+        model.session = session
+        predict_keypoints(model, chips[: args.batch], BAND_NAMES, batch_size=args.batch)  # warm up
+        started = time.perf_counter()
+        pred = predict_keypoints(model, chips, BAND_NAMES, batch_size=args.batch)
+        rate = len(chips) / (time.perf_counter() - started)
+        latencies = []
+        for i in range(args.single):
+            t0 = time.perf_counter()
+            predict_keypoints(model, chips[i : i + 1], BAND_NAMES)
+            latencies.append((time.perf_counter() - t0) * 1000)
+        if reference is None:
+            reference = pred.heading_grid_deg
+            delta = 0.0
+        else:
+            both = np.isfinite(reference) & np.isfinite(pred.heading_grid_deg)
+            delta = float(np.max(angular_error_deg(reference[both], pred.heading_grid_deg[both]))) if both.any() else float("nan")
+        print(f"{name:<18} {rate:>9.1f} {np.percentile(latencies, 50):>16.2f} {np.percentile(latencies, 90):>8.2f} {delta:>23.3f}")
+    model.session = None
+
+
+if __name__ == "__main__":
+    main()
