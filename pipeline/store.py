@@ -1,8 +1,10 @@
-"""The detection store: scenes and their detections in SQLite (default) or PostgreSQL.
+"""The detection store: scenes, their detections and alerts in SQLite (default) or PostgreSQL.
 
-Writes are per scene and atomic: :meth:`Store.replace_scene` deletes a scene's earlier rows and
-inserts the new ones in one transaction, so re-processing a scene never duplicates anything and a
-crash part-way leaves the previous state intact.
+Writes are per scene and atomic: :meth:`Store.replace_scene` deletes a scene's earlier rows
+(detections and alerts) and inserts the new ones in one transaction, so re-processing a scene never
+duplicates anything and a crash part-way leaves the previous state intact. With
+``overlap_radius_m`` it also merges the copies of one vessel seen by two overlapping tiles of the
+same pass (see :mod:`pipeline.dedup`), in the same transaction.
 
 Examples
 --------
@@ -17,11 +19,14 @@ import json
 import logging
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import sqlalchemy as sa
+
+from pipeline.dedup import DEFAULT_PASS_WINDOW_S, Copies, OverlapDecision, edge_distance_px, resolve_copies
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +73,45 @@ detections = sa.Table(
     sa.Column("heading_ambiguous", sa.Boolean, nullable=True, doc="True when 180° is unresolved."),
     sa.Column("keypoints_json", sa.Text, nullable=True, doc="Keypoints in lon/lat and chip pixels."),
     sa.Column("enrichment_json", sa.Text, nullable=True, doc="Nearest platform, coast, areas."),
+)
+
+alerts_table = sa.Table(
+    "alerts",
+    metadata,
+    sa.Column("alert_id", sa.String(480), primary_key=True, doc="``<detection_id>/<area_id>``: stable."),
+    sa.Column(
+        "scene_id",
+        sa.String(200),
+        sa.ForeignKey("scenes.scene_id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    sa.Column(
+        "detection_id",
+        sa.String(240),
+        sa.ForeignKey("detections.detection_id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    sa.Column("area_id", sa.String(200), nullable=False, index=True),
+    sa.Column("area_name", sa.Text, nullable=True),
+    sa.Column("kind", sa.String(16), nullable=False, doc="'inside' or 'approach'."),
+    sa.Column("severity", sa.String(16), nullable=False, doc="'critical', 'high', 'medium' or 'low'."),
+    sa.Column("acquired", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("lon", sa.Float, nullable=False, doc="Vessel longitude, degrees WGS84."),
+    sa.Column("lat", sa.Float, nullable=False, doc="Vessel latitude, degrees WGS84."),
+    sa.Column("distance_km", sa.Float, nullable=False, doc="Vessel to the area boundary; 0 inside."),
+    sa.Column("entry_km", sa.Float, nullable=True, doc="Along the heading to the entry point (nearest in the cone)."),
+    sa.Column("entry_lon", sa.Float, nullable=True),
+    sa.Column("entry_lat", sa.Float, nullable=True),
+    sa.Column("cone_fraction", sa.Float, nullable=True, doc="Share of the +-2 sigma heading cone that enters."),
+    sa.Column("heading_deg", sa.Float, nullable=True),
+    sa.Column("heading_uncertainty_deg", sa.Float, nullable=True),
+    sa.Column("heading_ambiguous", sa.Boolean, nullable=True),
+    sa.Column("direction", sa.String(8), nullable=True, doc="'forward', 'reverse' or 'both' (ambiguous headings)."),
+    sa.Column("speed_kn", sa.Float, nullable=True),
+    sa.Column("time_to_entry_min", sa.Float, nullable=True, doc="NULL when no speed is known."),
+    sa.Column("details_json", sa.Text, nullable=True, doc="Radius, look-ahead, cone samples, notes."),
 )
 
 
@@ -126,12 +170,76 @@ class DetectionRecord:
         return cls(**values)
 
 
+@dataclass(frozen=True)
+class AlertRecord:
+    """One protected-area alert as stored: a vessel inside an area, or heading into it.
+
+    Distances in km, angles in degrees clockwise from true north, lon/lat in WGS84 degrees;
+    see ``docs/alerts.md`` for the rules and severity levels.
+    """
+
+    alert_id: str
+    scene_id: str
+    detection_id: str
+    area_id: str
+    kind: str
+    severity: str
+    lon: float
+    lat: float
+    distance_km: float
+    area_name: str | None = None
+    acquired: datetime | None = None
+    entry_km: float | None = None
+    entry_lon: float | None = None
+    entry_lat: float | None = None
+    cone_fraction: float | None = None
+    heading_deg: float | None = None
+    heading_uncertainty_deg: float | None = None
+    heading_ambiguous: bool | None = None
+    direction: str | None = None
+    speed_kn: float | None = None
+    time_to_entry_min: float | None = None
+    details: dict[str, Any] | None = None
+
+    def to_row(self) -> dict[str, Any]:
+        """The record as a row for the ``alerts`` table."""
+        row = asdict(self)
+        row["details_json"] = _dumps(row.pop("details"))
+        return row
+
+    @classmethod
+    def from_row(cls, row: sa.RowMapping) -> AlertRecord:
+        """Build a record back from an ``alerts`` row."""
+        values = dict(row)
+        values["details"] = _loads(values.pop("details_json"))
+        values["acquired"] = _as_utc(values["acquired"])
+        return cls(**values)
+
+
+@dataclass(frozen=True)
+class StoredScene:
+    """What :meth:`Store.replace_scene` wrote: counts after merging overlap copies."""
+
+    scene_id: str
+    n_detections: int
+    n_alerts: int
+    merged: list[tuple[str, str]] = field(default_factory=list)
+    """``(new detection id, stored detection id)`` pairs found to be one vessel (one of each pair kept)."""
+
+
 def _dumps(value: Any) -> str | None:
     return None if value is None else json.dumps(value, allow_nan=False, separators=(",", ":"))
 
 
 def _loads(text: str | None) -> Any:
     return None if text is None else json.loads(text)
+
+
+def _posix(value: datetime | None) -> float:
+    """POSIX seconds of an aware (or UTC-naive) time; NaN for ``None``."""
+    if value is None:
+        return float("nan")
+    return (value if value.tzinfo else value.replace(tzinfo=timezone.utc)).timestamp()
 
 
 def _as_utc(value: datetime | None) -> datetime | None:
@@ -154,7 +262,7 @@ def _enable_sqlite_foreign_keys(dbapi_connection: Any, _record: Any) -> None:
 
 
 class Store:
-    """Scenes and detections behind one SQLAlchemy engine.
+    """Scenes, detections and alerts behind one SQLAlchemy engine.
 
     Parameters
     ----------
@@ -182,22 +290,141 @@ class Store:
             sa.event.listen(engine, "connect", _enable_sqlite_foreign_keys)
         return cls(engine)
 
-    def replace_scene(self, scene: SceneRecord, records: Sequence[DetectionRecord]) -> None:
-        """Store a scene and its detections, replacing earlier rows of that scene atomically."""
+    def replace_scene(
+        self,
+        scene: SceneRecord,
+        records: Sequence[DetectionRecord],
+        alerts: Sequence[AlertRecord] | None = None,
+        *,
+        overlap_radius_m: float | None = None,
+        pass_window_s: float = DEFAULT_PASS_WINDOW_S,
+    ) -> StoredScene:
+        """Store a scene, its detections and alerts, replacing earlier rows of that scene atomically.
+
+        Parameters
+        ----------
+        scene
+            The scene row; ``n_detections`` must equal ``len(records)``.
+        records
+            The scene's detections.
+        alerts
+            The scene's alerts; each must refer to one of ``records``. ``None`` stores none.
+        overlap_radius_m
+            When given, detections of *other* scenes of the same pass (acquired within
+            ``pass_window_s``) within this distance are copies of the same vessel: one copy of each
+            is kept (see :mod:`pipeline.dedup`), the other deleted with its alerts, in this same
+            transaction. ``None`` (default) stores every record as it is.
+        pass_window_s
+            Largest acquisition-time difference (seconds) between scenes of one pass.
+
+        Returns
+        -------
+        StoredScene
+            Counts actually stored for this scene and the copies merged.
+        """
+        alerts = list(alerts or [])
         if scene.n_detections != len(records):
             raise ValueError(
                 f"scene {scene.scene_id!r}: n_detections={scene.n_detections} but {len(records)} records"
             )
         foreign = {r.scene_id for r in records} - {scene.scene_id}
+        foreign |= {a.scene_id for a in alerts} - {scene.scene_id}
         if foreign:
             raise ValueError(f"scene {scene.scene_id!r}: records belong to other scenes {sorted(foreign)}")
+        orphans = {a.detection_id for a in alerts} - {r.detection_id for r in records}
+        if orphans:
+            raise ValueError(f"scene {scene.scene_id!r}: alerts refer to unknown detections {sorted(orphans)[:5]}")
         with self.engine.begin() as connection:
+            connection.execute(sa.delete(alerts_table).where(alerts_table.c.scene_id == scene.scene_id))
             connection.execute(sa.delete(detections).where(detections.c.scene_id == scene.scene_id))
             connection.execute(sa.delete(scenes).where(scenes.c.scene_id == scene.scene_id))
-            connection.execute(sa.insert(scenes), [asdict(scene)])
+            merged: list[tuple[str, str]] = []
+            if overlap_radius_m is not None and records:
+                decision = self._resolve_overlaps(connection, scene, records, overlap_radius_m, pass_window_s)
+                records = [r for r, drop in zip(records, decision.drop_new) if not drop]
+                self._delete_detections(connection, decision.drop_old)
+                merged = decision.pairs
+            kept_ids = {r.detection_id for r in records}
+            alerts = [a for a in alerts if a.detection_id in kept_ids]
+            connection.execute(sa.insert(scenes), [{**asdict(scene), "n_detections": len(records)}])
             if records:
                 connection.execute(sa.insert(detections), [r.to_row() for r in records])
-        log.info("stored scene %s with %d detections", scene.scene_id, len(records))
+            if alerts:
+                connection.execute(sa.insert(alerts_table), [a.to_row() for a in alerts])
+        log.info(
+            "stored scene %s with %d detections, %d alerts (%d overlap copies merged)",
+            scene.scene_id, len(records), len(alerts), len(merged),
+        )
+        return StoredScene(scene.scene_id, len(records), len(alerts), merged)
+
+    def _resolve_overlaps(
+        self,
+        connection: sa.Connection,
+        scene: SceneRecord,
+        records: Sequence[DetectionRecord],
+        radius_m: float,
+        pass_window_s: float,
+    ) -> OverlapDecision:
+        """Match ``records`` against stored detections of other scenes of the same pass."""
+        new = Copies(
+            detection_id=[r.detection_id for r in records],
+            scene_id=[r.scene_id for r in records],
+            lon=[r.lon for r in records],
+            lat=[r.lat for r in records],
+            edge_px=edge_distance_px([r.row for r in records], [r.col for r in records], scene.height, scene.width),
+            acquired_s=[_posix(r.acquired or scene.acquired) for r in records],
+        )
+        times = [t for t in (r.acquired or scene.acquired for r in records) if t is not None]
+        if not times:
+            return OverlapDecision(np.zeros(len(records), dtype=bool))
+        window = timedelta(seconds=pass_window_s)
+        margin_deg = radius_m / 111_000.0 + 1e-6
+        query = (
+            sa.select(
+                detections.c.detection_id, detections.c.scene_id, detections.c.lon, detections.c.lat,
+                detections.c.row, detections.c.col, detections.c.acquired, scenes.c.width, scenes.c.height,
+            )
+            .join(scenes, scenes.c.scene_id == detections.c.scene_id)
+            .where(
+                detections.c.scene_id != scene.scene_id,
+                detections.c.acquired >= min(times) - window,
+                detections.c.acquired <= max(times) + window,
+                detections.c.lat >= float(np.min(new.lat)) - margin_deg,
+                detections.c.lat <= float(np.max(new.lat)) + margin_deg,
+            )
+        )
+        rows = connection.execute(query).mappings().all()
+        old = Copies(
+            detection_id=[row["detection_id"] for row in rows],
+            scene_id=[row["scene_id"] for row in rows],
+            lon=[row["lon"] for row in rows],
+            lat=[row["lat"] for row in rows],
+            edge_px=edge_distance_px(
+                [row["row"] for row in rows], [row["col"] for row in rows],
+                [row["height"] for row in rows], [row["width"] for row in rows],
+            ),
+            acquired_s=[_posix(_as_utc(row["acquired"])) for row in rows],
+        )
+        return resolve_copies(new, old, radius_m=radius_m, pass_window_s=pass_window_s)
+
+    @staticmethod
+    def _delete_detections(connection: sa.Connection, detection_ids: Sequence[str]) -> None:
+        """Delete stored detections (and their alerts), keeping their scenes' counts right."""
+        if not detection_ids:
+            return
+        rows = connection.execute(
+            sa.select(detections.c.scene_id, sa.func.count())
+            .where(detections.c.detection_id.in_(detection_ids))
+            .group_by(detections.c.scene_id)
+        ).all()
+        connection.execute(sa.delete(alerts_table).where(alerts_table.c.detection_id.in_(detection_ids)))
+        connection.execute(sa.delete(detections).where(detections.c.detection_id.in_(detection_ids)))
+        for scene_id, count in rows:
+            connection.execute(
+                sa.update(scenes)
+                .where(scenes.c.scene_id == scene_id)
+                .values(n_detections=scenes.c.n_detections - count)
+            )
 
     def scene(self, scene_id: str) -> SceneRecord | None:
         """The stored scene with this id, or ``None``."""
@@ -235,19 +462,7 @@ class Store:
             Inclusive acquisition-time bounds (timezone-aware, UTC).
         """
         query = sa.select(detections).order_by(detections.c.detection_id)
-        if scene_id is not None:
-            query = query.where(detections.c.scene_id == scene_id)
-        if bbox is not None:
-            west, south, east, north = bbox
-            query = query.where(detections.c.lat >= south, detections.c.lat <= north)
-            if west <= east:
-                query = query.where(detections.c.lon >= west, detections.c.lon <= east)
-            else:
-                query = query.where(sa.or_(detections.c.lon >= west, detections.c.lon <= east))
-        if start is not None:
-            query = query.where(detections.c.acquired >= start)
-        if end is not None:
-            query = query.where(detections.c.acquired <= end)
+        query = _filtered(query, detections, scene_id=scene_id, bbox=bbox, start=start, end=end)
         with self.engine.connect() as connection:
             for row in connection.execute(query).mappings():
                 yield DetectionRecord.from_row(row)
@@ -266,3 +481,68 @@ class Store:
             query = query.where(detections.c.scene_id == scene_id)
         with self.engine.connect() as connection:
             return int(connection.execute(query).scalar_one())
+
+    def iter_alerts(
+        self,
+        *,
+        scene_id: str | None = None,
+        bbox: tuple[float, float, float, float] | None = None,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        severities: Sequence[str] | None = None,
+    ) -> Iterator[AlertRecord]:
+        """Alerts ordered by id, filtered like :meth:`iter_detections` (bbox on the vessel position).
+
+        Parameters
+        ----------
+        severities
+            Only alerts of these severities (e.g. ``("critical", "high")``).
+        """
+        query = sa.select(alerts_table).order_by(alerts_table.c.alert_id)
+        query = _filtered(query, alerts_table, scene_id=scene_id, bbox=bbox, start=start, end=end)
+        if severities is not None:
+            query = query.where(alerts_table.c.severity.in_(list(severities)))
+        with self.engine.connect() as connection:
+            for row in connection.execute(query).mappings():
+                yield AlertRecord.from_row(row)
+
+    def alert(self, alert_id: str) -> AlertRecord | None:
+        """The alert with this id, or ``None``."""
+        query = sa.select(alerts_table).where(alerts_table.c.alert_id == alert_id)
+        with self.engine.connect() as connection:
+            row = connection.execute(query).mappings().first()
+        return None if row is None else AlertRecord.from_row(row)
+
+    def count_alerts(self, scene_id: str | None = None) -> int:
+        """Number of stored alerts (of one scene, or all)."""
+        query = sa.select(sa.func.count()).select_from(alerts_table)
+        if scene_id is not None:
+            query = query.where(alerts_table.c.scene_id == scene_id)
+        with self.engine.connect() as connection:
+            return int(connection.execute(query).scalar_one())
+
+
+def _filtered(
+    query: sa.Select,
+    table: sa.Table,
+    *,
+    scene_id: str | None,
+    bbox: tuple[float, float, float, float] | None,
+    start: datetime | None,
+    end: datetime | None,
+) -> sa.Select:
+    """Add scene, ``(west, south, east, north)`` bbox (west > east crosses 180°) and time filters."""
+    if scene_id is not None:
+        query = query.where(table.c.scene_id == scene_id)
+    if bbox is not None:
+        west, south, east, north = bbox
+        query = query.where(table.c.lat >= south, table.c.lat <= north)
+        if west <= east:
+            query = query.where(table.c.lon >= west, table.c.lon <= east)
+        else:
+            query = query.where(sa.or_(table.c.lon >= west, table.c.lon <= east))
+    if start is not None:
+        query = query.where(table.c.acquired >= start)
+    if end is not None:
+        query = query.where(table.c.acquired <= end)
+    return query
