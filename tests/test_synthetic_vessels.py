@@ -151,11 +151,11 @@ def test_requested_vessel_count_and_empty_products(tmp_path):
 
 def test_cli_writes_a_product_and_prints_its_summary(tmp_path):
     runner = CliRunner()
-    result = runner.invoke(app, ["synth", str(tmp_path / "p"), "--seed", "3", "--size", "128", "--format", "cog",
-                                 "--level", "L2A", "--vessels", "2", "--cloud-fraction", "0"])
+    result = runner.invoke(app, ["synth", str(tmp_path / "p"), "--seed", "3", "--size", "512", "--format", "cog",
+                                 "--level", "L2A", "--vessels", "3", "--cloud-fraction", "0"])
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
-    assert summary["layout"] == "cog" and summary["level"] == "L2A" and summary["n_vessels"] == 2
+    assert summary["layout"] == "cog" and summary["level"] == "L2A" and summary["n_vessels"] == 3
     assert summary["product_path"].endswith(".json") and set(summary["bands"]) >= {"B02", "B11", "SCL"}
     bad = runner.invoke(app, ["synth", str(tmp_path / "q"), "--tile", "31UEI"])
     assert bad.exit_code == 2 and "tile" in bad.stderr

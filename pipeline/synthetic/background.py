@@ -31,6 +31,7 @@ COARSE_PX = 16
 #: Coarse cells kept around the product so shifted (shadow) and padded windows stay inside.
 COARSE_MARGIN = 40
 _TEXTURE_PERIODS = (512, 509)
+_NOISE_PERIOD = 1021
 
 # Surface reflectance (BOA) per band B02 B03 B04 B08 B11.
 _SEA = np.array([0.028, 0.024, 0.012, 0.009, 0.003], dtype=np.float32)
@@ -113,6 +114,7 @@ class SceneModel:
         self._vegetation_field = _fractal_field(rng, coarse_shape, beta=2.6)
         self._clutter = tuple(_smooth_texture(rng, p, sigma_px=0.9) for p in _TEXTURE_PERIODS)
         self._detail = tuple(_fractal_field(rng, (p, p), beta=2.9) for p in _TEXTURE_PERIODS)
+        self._noise = rng.standard_normal((len(SCENE_BANDS), _NOISE_PERIOD, _NOISE_PERIOD), dtype=np.float32)
         self.parameters = self._draw_parameters(rng, cloud_fraction, shadow_shift_rc)
 
     # -- parameters -------------------------------------------------------------------------------
@@ -250,7 +252,12 @@ class SceneModel:
             brightness = np.clip(0.88 + 0.08 * texture, 0.6, 1.1)
             toa *= 1.0 - layers.cloud[None]
             toa += (_CLOUD[:, None, None] * brightness[None]) * layers.cloud[None]
-        toa += rng.standard_normal(toa.shape, dtype=np.float32) * _SENSOR_NOISE[:, None, None]
+        # Sensor noise: white Gaussian textures, shifted at random for every window (cheaper than
+        # drawing 5 x rows x cols normals, and just as white to any detector).
+        shifts = rng.integers(0, _NOISE_PERIOD, size=(toa.shape[0], 2))
+        for b in range(toa.shape[0]):
+            noise = _periodic_window(self._noise[b], rows + shifts[b, 0], cols + shifts[b, 1])
+            toa[b] += _SENSOR_NOISE[b] * noise
 
     # -- fields -----------------------------------------------------------------------------------
     def _coarse(self, field: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
@@ -266,11 +273,10 @@ class SceneModel:
 
     @staticmethod
     def _texture(textures: tuple[np.ndarray, ...], rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
-        """Sum of periodic textures over ``rows x cols`` (outer); the periods are coprime."""
+        """Sum of periodic textures over ``rows x cols`` (contiguous ranges); the periods are coprime."""
         out = None
         for weight, texture in zip((0.8, 0.6), textures):
-            p = texture.shape[0]
-            part = weight * texture[np.ix_(rows % p, cols % p)]
+            part = weight * _periodic_window(texture, rows, cols)
             out = part if out is None else out + part
         return out
 
@@ -320,6 +326,15 @@ def _bilinear(field: np.ndarray, u: np.ndarray, v: np.ndarray) -> np.ndarray:
     top = field[i0, j0] * (1 - fv) + field[i0, j0 + 1] * fv
     bottom = field[i0 + 1, j0] * (1 - fv) + field[i0 + 1, j0 + 1] * fv
     return top * (1 - fu) + bottom * fu
+
+
+def _periodic_window(texture: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """A periodic texture over the window ``rows x cols`` (contiguous integer ranges), by tiling."""
+    period_r, period_c = texture.shape
+    band = texture[np.asarray(rows) % period_r]
+    start = int(cols[0]) % period_c if len(cols) else 0
+    repeats = -(-(start + len(cols)) // period_c)
+    return np.tile(band, (1, repeats))[:, start:start + len(cols)]
 
 
 def _periodic(texture: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:

@@ -19,8 +19,10 @@ full band in memory.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import xml.etree.ElementTree as ET
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -138,19 +140,27 @@ class ProductWriter:
         self._datasets.clear()
         written = [spec.path for spec in self.band_files.values()]
         if self.layout == "safe":
-            for band, spec in self.band_files.items():
-                spec.path.parent.mkdir(parents=True, exist_ok=True)
-                rasterio.shutil.copy(self._staging_path(band), spec.path, driver="JP2OpenJPEG", **JP2_OPTIONS)
+            self._convert("JP2OpenJPEG", JP2_OPTIONS)
             written += self._write_safe_metadata(description)
         elif self.layout == "cog":
-            for band, spec in self.band_files.items():
-                rasterio.shutil.copy(self._staging_path(band), spec.path, driver="COG", **COG_OPTIONS)
+            self._convert("COG", COG_OPTIONS)
             written.append(self._write_stac_item(description))
         else:
             written.append(self._write_sidecar(description))
         if self._staging_dir is not None:
             shutil.rmtree(self._staging_dir, ignore_errors=True)
         return written
+
+    def _convert(self, driver: str, options: dict[str, str]) -> None:
+        """Copy every staged band into its final format, bands in parallel (GDAL releases the GIL)."""
+        def convert(band: str) -> None:
+            spec = self.band_files[band]
+            spec.path.parent.mkdir(parents=True, exist_ok=True)
+            rasterio.shutil.copy(self._staging_path(band), spec.path, driver=driver, **options)
+
+        workers = max(1, min(len(self.band_files), os.cpu_count() or 1))
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            list(pool.map(convert, self.band_files))
 
     def abort(self) -> None:
         """Close whatever is open and remove staging files (after an error)."""
