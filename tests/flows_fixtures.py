@@ -11,8 +11,10 @@ Import the fixtures into a test module with ``from flows_fixtures import postgre
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import uuid
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
@@ -85,3 +87,73 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'store.sqlite'}"
     return request.getfixturevalue("postgres_url")
+
+
+# -- synthetic inboxes and store snapshots ---------------------------------------------------
+
+#: Edge of the synthetic test products, pixels on the 10 m grid (small: the tests stay fast).
+PRODUCT_SIZE_PX = 512
+
+#: (seed, layout) of the standard inbox: one product per on-disk layout.
+INBOX_PRODUCTS = ((11, "safe"), (12, "cog"), (13, "geotiff"))
+
+
+def write_inbox_product(inbox: Path, seed: int, layout: str, *, size_px: int = PRODUCT_SIZE_PX,
+                        acquired: datetime | None = None) -> Path:
+    """Write one synthetic L1C product into ``inbox`` as a delivery would leave it; returns its path."""
+    from pipeline.synthetic import write_product
+
+    staging = inbox.parent / f".staging-{seed}-{layout}"
+    info = write_product(staging, seed=seed, size_px=size_px, layout=layout, level="L1C", n_vessels=5,
+                         cloud_fraction=0.0, acquired=acquired)
+    inbox.mkdir(parents=True, exist_ok=True)
+    if layout == "safe":
+        target = inbox / info.product_path.name
+        shutil.move(str(info.product_path), target)
+        shutil.rmtree(staging)
+    else:  # the COG folder (STAC item + bands) or the GeoTIFF folder is the product
+        target = inbox / f"{layout}-{seed}"
+        shutil.move(str(staging), target)
+    return target
+
+
+@pytest.fixture(scope="session")
+def synthetic_inbox(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An inbox of three small synthetic products (SAFE, COG + STAC item, GeoTIFF); do not modify it."""
+    inbox = tmp_path_factory.mktemp("synthetic") / "inbox"
+    for seed, layout in INBOX_PRODUCTS:
+        write_inbox_product(inbox, seed, layout)
+    return inbox
+
+
+def store_rows(database_url: str) -> dict[str, list[dict]]:
+    """Every row of the store's tables (registry excluded), sorted, without ``*_at`` timestamps.
+
+    Two stores that hold the same scenes, detections (and whatever else the store keeps per scene)
+    give equal snapshots, whatever the order or the time they were written in.
+    """
+    from pipeline import registry
+    from pipeline.store import metadata
+
+    skip = {registry.monitored_products.name, registry.quarantined_products.name}
+    engine = sa.create_engine(database_url)
+    snapshot = {}
+    try:
+        with engine.connect() as connection:
+            for table in metadata.sorted_tables:
+                if table.name in skip:
+                    continue
+                columns = [c for c in table.columns if not c.name.endswith("_at")]
+                rows = connection.execute(sa.select(*columns)).mappings().all()
+                normalised = [{k: _naive_utc(v) for k, v in row.items()} for row in rows]
+                snapshot[table.name] = sorted(normalised, key=lambda r: repr(sorted(r.items())))
+    finally:
+        engine.dispose()
+    return snapshot
+
+
+def _naive_utc(value):
+    """Datetimes as naive UTC, so SQLite (naive) and PostgreSQL (aware) snapshots compare equal."""
+    if isinstance(value, datetime) and value.tzinfo is not None:
+        return value.astimezone(timezone.utc).replace(tzinfo=None)
+    return value
