@@ -3,7 +3,7 @@
 The scene is processed in overlapping blocks so a full 10980 x 10980 tile never sits in memory
 at once. In each block:
 
-1. **Water**: SCL class 6 when present, else NDWI in the coastal belt and land polygons elsewhere
+1. **Water**: SCL class 6 when present (cloud shadow and thin cirrus by NDWI), else NDWI in the coastal belt and land polygons elsewhere
    (:mod:`pipeline.water`); small enclosed non-water blobs (the vessels themselves) are filled.
 2. **Cloud**: SCL cloud classes, else a smooth area bright in blue and SWIR (B02 and B11 averaged
    over ``cloud_box_px``). Clouds are bright in every band and large; hulls are small.
@@ -37,9 +37,12 @@ from scipy import ndimage
 
 from pipeline.ingest import Scene, SceneMetadata, iter_windows
 from pipeline.water import (
+    SCL_CIRRUS,
     SCL_CLOUD,
+    SCL_VEILED,
     SCL_WATER,
     LandPolygons,
+    drop_small_water,
     fill_small_holes,
     load_land,
     map_units_per_metre,
@@ -63,46 +66,72 @@ class DetectorConfig:
 
     Attributes
     ----------
-    background_box_px : int
-        Side of the box over which the sea's mean and sigma are estimated, pixels.
+    cell_px, background_cells : int
+        Background statistics are taken per ``cell_px`` cell and median-filtered over
+        ``background_cells`` cells (default 8 px x 5 = a 400 m neighbourhood).
     z_low, z_peak : float
         Candidate pixel threshold and component peak threshold, in local sigma.
     min_contrast : float
         Minimum peak excess over the local mean, as a fraction of that mean.
+    min_excess : float
+        Minimum peak excess over the sea in reflectance (after the scene's scaling, assumed or
+        known): removes faint clutter where the sea is so dark and clipped that sigma is ~0.
+    max_blue_ratio, max_ring_sigma : float
+        A component whose blue (B02) excess over the sea exceeds ``max_blue_ratio`` of its NIR
+        excess (on its brightest pixels) is white like a cloud; it is dropped when it lies in the
+        cloud context or its edge fades into the sea (mean z of the 2 px ring around it above
+        ``max_ring_sigma``). Steel hulls are NIR-bright and end sharply.
+    min_water_px : int
+        Water bodies smaller than this (ponds, shadows on land) are not searched, pixels.
     sigma_floor_fraction : float
         Sigma never below this fraction of the local mean (very calm or quantised seas).
     min_area_px, max_area_px : int
         Component size limits, pixels.
     max_length_m : float
         Longest plausible vessel.
-    cloud_blue, cloud_swir : float
-        Reflectance above which a ``cloud_box_px`` average of B02 and of B11 means cloud.
+    cloud_blue_excess, cloud_box_px, cloud_margin_px
+        Cloud context: where a ``cloud_box_px`` average of B02 exceeds the open sea's by
+        ``cloud_blue_excess`` (reflectance), or SCL says cloud or cirrus, grown by ``cloud_margin_px``.
+        There a component must also pass the ``max_blue_ratio`` test.
     coast_buffer_m : float
         Half-width of the belt around the Natural Earth coast where NDWI decides water.
     ndwi_threshold : float
         NDWI above which a coastal-belt pixel is water.
     max_hole_px : int
         Largest non-water blob inside water that still counts as water (a vessel).
+    block_sigma_fraction : float
+        Sigma never below this fraction of the block's robust (MAD) sigma of the sea, so a dark
+        quantised sea with a near-zero local sigma does not turn noise into targets.
+    land_contact_z : float
+        Peak (in sigma) a component touching land must reach: mixed shore pixels, piers and
+        bridges are bright next to water, so only strong targets there count (docked vessels).
     block_px, overlap_px : int
         Processing block size and overlap.
     """
 
-    background_box_px: int = 41
+    cell_px: int = 8
+    background_cells: int = 5
     z_low: float = 4.0
     z_peak: float = 8.0
     min_contrast: float = 0.5
+    min_excess: float = 0.015
+    max_blue_ratio: float = 0.85
+    max_ring_sigma: float = -np.inf
+    min_water_px: int = 2500
     sigma_floor_fraction: float = 0.01
     min_area_px: int = 1
     max_area_px: int = 900
     max_length_m: float = 500.0
-    cloud_blue: float = 0.22
-    cloud_swir: float = 0.12
-    cloud_box_px: int = 15
+    cloud_blue_excess: float = 0.015
+    cloud_box_px: int = 31
+    cloud_margin_px: int = 25
     coast_buffer_m: float = 1000.0
     ndwi_threshold: float = 0.0
     max_hole_px: int = 900
     block_px: int = 2048
     overlap_px: int = 64
+    block_sigma_fraction: float = 0.5
+    land_contact_z: float = 30.0
 
 
 @dataclass
@@ -126,6 +155,11 @@ class Detections:
         Confidence in (0, 1): ``1 - exp(-peak_sigma / 10)``.
     peak_sigma : numpy.ndarray
         Peak excess over the local sea in units of its sigma.
+    blue_ratio : numpy.ndarray
+        Blue (B02) excess over the sea as a fraction of the NIR excess, on the hull's pixels.
+    ring_sigma : numpy.ndarray
+        Mean excess (in sigma, clipped to [-3, 6]) of the sea just around the component: about 0
+        for a sharp hull, high for the soft edge of a cloud wisp.
     area_px : numpy.ndarray
         Pixels in the component (int).
     """
@@ -141,6 +175,8 @@ class Detections:
     orientation_deg: np.ndarray
     score: np.ndarray
     peak_sigma: np.ndarray
+    blue_ratio: np.ndarray
+    ring_sigma: np.ndarray
     area_px: np.ndarray
 
     def __len__(self) -> int:
@@ -174,6 +210,8 @@ class _Components:
     var_minor: np.ndarray
     angle_rad: np.ndarray  # long axis angle from +col toward +row
     peak_sigma: np.ndarray
+    blue_ratio: np.ndarray
+    ring_sigma: np.ndarray
     area_px: np.ndarray
 
 
@@ -226,7 +264,7 @@ def detect_vessels(scene: Scene, *, land_path: str | Path | None = None,
 
 def _detect_block(scene: Scene, read_window: Window, core: Window, land: LandPolygons | None,
                   config: DetectorConfig, metadata: SceneMetadata) -> tuple[tuple[np.ndarray, ...], int]:
-    """Detections of one block: (row, col, var_major, var_minor, angle, peak, area) in scene pixels."""
+    """Detections of one block: (row, col, var_major, var_minor, angle, peak, blue_ratio, area)."""
     row0, col0 = int(read_window.row_off), int(read_window.col_off)
     shape = (int(read_window.height), int(read_window.width))
     nir = scene.read("B08", read_window)
@@ -236,42 +274,123 @@ def _detect_block(scene: Scene, read_window: Window, core: Window, land: LandPol
 
     if scl is not None:
         water = scl == SCL_WATER
+        # Sea under thin cirrus or cloud shadow keeps its class only in SCL's eyes: NDWI decides.
+        veiled = np.isin(scl, SCL_VEILED)
+        if veiled.any():
+            green = scene.read("B03", read_window)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                water |= veiled & ((green - nir) / (green + nir) > config.ndwi_threshold)
+            del green
         cloud = np.isin(scl, SCL_CLOUD)
     else:
         green = scene.read("B03", read_window)
         land_core, land_near = rasterize_land(land, window_transform(read_window, metadata.transform), shape)
         water = water_from_ndwi(green, nir, land_core, land_near, ndwi_threshold=config.ndwi_threshold)
         del green, land_core, land_near
-        cloud = _bright_cloud(blue, swir, config)
+        cloud = np.zeros(shape, bool)
     open_edges = (row0 > 0, row0 + shape[0] < metadata.height, col0 > 0, col0 + shape[1] < metadata.width)
     water = fill_small_holes(water, config.max_hole_px, open_edges)
+    water = drop_small_water(water, config.min_water_px, open_edges)
     water &= np.isfinite(nir)
     n_water_core = int(water[int(core.row_off) - row0:int(core.row_off) - row0 + int(core.height),
                              int(core.col_off) - col0:int(core.col_off) - col0 + int(core.width)].sum())
     sea = water & ~cloud
+    cloudy = _cloud_context(blue, scl, sea, config)
     if not sea.any():
-        return tuple(np.zeros(0) for _ in range(7)), n_water_core
+        return tuple(np.zeros(0) for _ in range(9)), n_water_core
 
-    components = _cfar_components(np.where(sea, nir, 0.0).astype(np.float32), sea, cloud, config)
+    land = ndimage.binary_dilation(~water & np.isfinite(nir), structure=np.ones((3, 3), bool))
+    components = _cfar_components(np.where(sea, nir, 0.0).astype(np.float32), sea, cloudy, land, config,
+                                  blue=None if blue is None else np.where(sea, blue, 0.0).astype(np.float32))
     # Keep what belongs to this block's core.
     row = components.row + row0
     col = components.col + col0
     in_core = ((row >= core.row_off) & (row < core.row_off + core.height)
                & (col >= core.col_off) & (col < core.col_off + core.width))
     out = (row, col, components.var_major, components.var_minor, components.angle_rad,
-           components.peak_sigma, components.area_px)
+           components.peak_sigma, components.blue_ratio, components.ring_sigma, components.area_px)
     return tuple(a[in_core] for a in out), n_water_core
 
 
-def _bright_cloud(blue: np.ndarray | None, swir: np.ndarray | None, config: DetectorConfig) -> np.ndarray:
-    """Large areas bright in both blue and SWIR: clouds (hulls are too small to fill the box)."""
-    if blue is None:
-        return np.zeros(swir.shape if swir is not None else (0, 0), bool)
-    box = config.cloud_box_px
-    cloud = ndimage.uniform_filter(np.nan_to_num(blue), box) > config.cloud_blue
-    if swir is not None:
-        cloud &= ndimage.uniform_filter(np.nan_to_num(swir), box) > config.cloud_swir
-    return cloud
+def _cloud_context(blue: np.ndarray | None, scl: np.ndarray | None, sea: np.ndarray,
+                   config: DetectorConfig) -> np.ndarray:
+    """Where clouds are near: SCL cloud or cirrus, or a wide area brighter in blue than the open sea.
+
+    Grown by ``cloud_margin_px``: the ragged, thin edges of a cloud are where cloud texture looks
+    most like small bright targets.
+    """
+    shape = sea.shape
+    cloudy = np.isin(scl, SCL_CLOUD + SCL_CIRRUS) if scl is not None else np.zeros(shape, bool)
+    if blue is not None and sea.any():
+        sea_blue = float(np.median(blue[sea][:: max(1, int(sea.sum()) // 200_000)]))
+        # Mean blue of the sea alone around each pixel: bright land must not look like cloud.
+        weight = ndimage.uniform_filter(sea.astype(np.float32), config.cloud_box_px)
+        total = ndimage.uniform_filter(np.where(sea, blue, 0.0).astype(np.float32), config.cloud_box_px)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            cloudy |= (weight > 0.05) & (total / weight - sea_blue > config.cloud_blue_excess)
+    if cloudy.any():
+        size = 2 * config.cloud_margin_px + 1
+        cloudy = ndimage.uniform_filter(cloudy.astype(np.float32), size) > 1e-6
+    return cloudy
+
+
+def _robust_sigma(values: np.ndarray, max_samples: int = 200_000) -> float:
+    """1.4826 x median absolute deviation of (a regular subsample of) ``values``."""
+    if values.size == 0:
+        return 0.0
+    sample = values[:: max(1, values.size // max_samples)]
+    median = np.median(sample)
+    return float(1.4826 * np.median(np.abs(sample - median)))
+
+
+def robust_background(values: np.ndarray, mask: np.ndarray, *, cell_px: int = 8,
+                      cells: int = 5) -> tuple[np.ndarray, np.ndarray]:
+    """Local background level and sigma of ``values`` over ``mask``, robust to bright targets.
+
+    The grid is cut into ``cell_px`` x ``cell_px`` cells; in each, the median of the masked
+    pixels is the level and (84th percentile − median) the sigma (the bright side, because sea
+    clutter is skewed bright and dark seas are clipped at zero), so a hull filling less than a
+    sixth of a cell changes neither. Both are then median-filtered over ``cells`` x ``cells``
+    cells (a hull covering whole cells is voted out) and expanded back to pixels. Cells without enough masked pixels take their nearest
+    neighbour's values.
+
+    Parameters
+    ----------
+    values : numpy.ndarray
+        float32 (rows, cols).
+    mask : numpy.ndarray of bool
+        Pixels that belong to the background population (sea).
+
+    Returns
+    -------
+    level, sigma : numpy.ndarray
+        float32 (rows, cols).
+    """
+    rows, cols = values.shape
+    n_r, n_c = -(-rows // cell_px), -(-cols // cell_px)
+    padded = np.full((n_r * cell_px, n_c * cell_px), np.nan, np.float32)
+    padded[:rows, :cols] = np.where(mask, values, np.nan)
+    groups = padded.reshape(n_r, cell_px, n_c, cell_px).transpose(0, 2, 1, 3).reshape(n_r, n_c, cell_px * cell_px)
+    groups.sort(axis=-1)  # NaN last
+    count = np.sum(np.isfinite(groups), axis=-1)
+    enough = count >= max(4, cell_px * cell_px // 8)
+    take = np.arange(n_r)[:, None], np.arange(n_c)[None, :]
+    median = groups[take[0], take[1], np.maximum(count // 2, 0).clip(max=cell_px * cell_px - 1)]
+    high = groups[take[0], take[1], np.maximum((count * 84) // 100, 0).clip(max=cell_px * cell_px - 1)]
+    del groups, padded
+    level = np.where(enough, median, np.nan)
+    sigma = np.where(enough, high - median, np.nan)
+    if not enough.any():
+        return np.full(values.shape, np.nan, np.float32), np.full(values.shape, np.nan, np.float32)
+    if not enough.all():
+        nearest = ndimage.distance_transform_edt(~enough, return_distances=False, return_indices=True)
+        level = level[nearest[0], nearest[1]]
+        sigma = sigma[nearest[0], nearest[1]]
+    level = ndimage.median_filter(level, size=cells, mode="nearest")
+    sigma = ndimage.median_filter(sigma, size=cells, mode="nearest")
+    level = np.repeat(np.repeat(level, cell_px, axis=0), cell_px, axis=1)[:rows, :cols]
+    sigma = np.repeat(np.repeat(sigma, cell_px, axis=0), cell_px, axis=1)[:rows, :cols]
+    return level.astype(np.float32), sigma.astype(np.float32)
 
 
 def _masked_stats(values: np.ndarray, weights: np.ndarray, box: int) -> tuple[np.ndarray, np.ndarray]:
@@ -290,30 +409,19 @@ def _masked_stats(values: np.ndarray, weights: np.ndarray, box: int) -> tuple[np
     return mean, np.sqrt(s2, out=s2)
 
 
-def _cfar_components(nir: np.ndarray, sea: np.ndarray, cloud: np.ndarray, config: DetectorConfig) -> _Components:
+def _cfar_components(nir: np.ndarray, sea: np.ndarray, cloudy: np.ndarray, land: np.ndarray,
+                     config: DetectorConfig, *, blue: np.ndarray | None = None) -> _Components:
     """Bright components of ``nir`` over ``sea`` and their weighted moments (block pixels)."""
-    box = config.background_box_px
-    weights = sea.astype(np.float32)
-    mean, sigma = _masked_stats(nir, weights, box)
-    floor = np.float32(config.sigma_floor_fraction) * np.abs(mean)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        z = (nir - mean) / np.maximum(sigma, floor)
-    # Second pass without the bright outliers (targets) so a hull does not raise its own sigma.
-    outliers = ndimage.binary_dilation(sea & (z > config.z_low * 0.75), iterations=2)
-    weights[outliers] = 0.0
-    mean2, sigma2 = _masked_stats(nir, weights, box)
-    fallback = ~np.isfinite(mean2)
-    mean2[fallback] = mean[fallback]
-    sigma2[fallback] = sigma[fallback]
-    del mean, sigma, weights
-    sigma2 = np.maximum(sigma2, np.float32(config.sigma_floor_fraction) * np.abs(mean2))
+    mean2, sigma2 = robust_background(nir, sea, cell_px=config.cell_px, cells=config.background_cells)
+    block_sigma = np.float32(config.block_sigma_fraction * _robust_sigma(nir[sea]))
+    sigma2 = np.maximum(sigma2, np.maximum(np.float32(config.sigma_floor_fraction) * np.abs(mean2), block_sigma))
     excess = nir - mean2
     with np.errstate(invalid="ignore", divide="ignore"):
         z = excess / sigma2
     candidates = sea & (z > config.z_low)
     labels, count = ndimage.label(candidates, structure=np.ones((3, 3), bool))
     if count == 0:
-        return _Components(*(np.zeros(0) for _ in range(7)))
+        return _Components(*(np.zeros(0) for _ in range(9)))
 
     idx = np.flatnonzero(labels)
     lab = labels.ravel()[idx]
@@ -331,12 +439,30 @@ def _cfar_components(nir: np.ndarray, sea: np.ndarray, cloud: np.ndarray, config
     peak_mean[lab] = 0.0
     # Background mean at each component (average over its pixels).
     peak_mean = np.bincount(lab, weights=mean_at, minlength=n) / np.maximum(area, 1)
-    cloud_fraction = np.bincount(lab, weights=cloud.ravel()[idx], minlength=n) / np.maximum(area, 1)
+    cloud_fraction = np.bincount(lab, weights=cloudy.ravel()[idx], minlength=n) / np.maximum(area, 1)
+    touches_land = np.bincount(lab, weights=land.ravel()[idx], minlength=n) > 0
 
     # Weights: excess above 30 % of the component's peak, so faint wake foam does not pull the centre.
     w = np.maximum(ex - 0.3 * peak_excess[lab], 0.0)
-    w[w == 0] = 1e-12
+    w[w == 0] = 1e-9
+    blue_ratio = np.zeros(n)
+    if blue is not None:
+        # Hulls are brightest in NIR; clouds are white and foam is brightest in blue. Weighted like
+        # the centroid, so the hull's own pixels decide, not the wake it is merged with.
+        blue_level, _ = robust_background(blue, sea, cell_px=config.cell_px, cells=config.background_cells)
+        blue_excess = np.bincount(lab, weights=w * (blue.ravel()[idx] - blue_level.ravel()[idx]),
+                                  minlength=n)
+        nir_excess = np.bincount(lab, weights=w * excess.ravel()[idx], minlength=n)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            blue_ratio = np.where(nir_excess > 0, blue_excess / nir_excess, np.inf)
     sw = np.bincount(lab, weights=w, minlength=n)
+    # The sea just outside each component (2 px ring): a hull ends sharply, a cloud wisp fades.
+    grown = ndimage.grey_dilation(labels, size=(5, 5))
+    ring = (grown > 0) & (labels == 0) & sea
+    ring_lab = grown[ring]
+    ring_count = np.bincount(ring_lab, minlength=n)
+    ring_sigma = np.bincount(ring_lab, weights=np.clip(z[ring], -3.0, 6.0).astype(np.float64), minlength=n)
+    ring_sigma = ring_sigma / np.maximum(ring_count, 1)
     r_mean = np.bincount(lab, weights=w * rr, minlength=n) / sw
     c_mean = np.bincount(lab, weights=w * cc, minlength=n) / sw
     dr = rr - r_mean[lab]
@@ -355,21 +481,25 @@ def _cfar_components(nir: np.ndarray, sea: np.ndarray, cloud: np.ndarray, config
     keep = (
         (peak >= config.z_peak)
         & (contrast >= config.min_contrast)
+        & (peak_excess >= config.min_excess)
         & (area >= config.min_area_px)
         & (area <= config.max_area_px)
-        & (cloud_fraction < 0.5)
+        # White and (near cloud or fading into the sea) is cloud; white and sharp may be a white hull.
+        & ~((blue_ratio > config.max_blue_ratio) & ((cloud_fraction >= 0.5) | (ring_sigma > config.max_ring_sigma)))
+        & (~touches_land | (peak >= config.land_contact_z))
     )
     keep[0] = False
     sel = np.flatnonzero(keep)
     return _Components(
         row=r_mean[sel] + 0.5, col=c_mean[sel] + 0.5, var_major=var_major[sel], var_minor=var_minor[sel],
-        angle_rad=angle[sel], peak_sigma=peak[sel], area_px=area[sel],
+        angle_rad=angle[sel], peak_sigma=peak[sel], blue_ratio=blue_ratio[sel], ring_sigma=ring_sigma[sel],
+        area_px=area[sel],
     )
 
 
 def _to_detections(found: tuple[np.ndarray, ...], metadata: SceneMetadata, pixel_m: float,
                    config: DetectorConfig) -> Detections:
-    row, col, var_major, var_minor, angle, peak, area = found
+    row, col, var_major, var_minor, angle, peak, blue_ratio, ring, area = found
     x, y = metadata.transform * (col, row)
     x, y = np.asarray(x, float), np.asarray(y, float)
     to_lonlat = Transformer.from_crs(metadata.crs, "EPSG:4326", always_xy=True)
@@ -383,5 +513,6 @@ def _to_detections(found: tuple[np.ndarray, ...], metadata: SceneMetadata, pixel
         row=row.astype(float), col=col.astype(float), lon=np.asarray(lon, float), lat=np.asarray(lat, float),
         x=x, y=y, length_m=length_m, width_m=width_m, orientation_deg=orientation,
         score=1.0 - np.exp(-np.asarray(peak, float) / 10.0), peak_sigma=np.asarray(peak, float),
+        blue_ratio=np.asarray(blue_ratio, float), ring_sigma=np.asarray(ring, float),
         area_px=np.asarray(area, np.int64),
     )

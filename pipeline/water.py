@@ -37,6 +37,10 @@ log = logging.getLogger(__name__)
 SCL_WATER = 6
 #: ESA Scene Classification values for cloud: medium and high probability.
 SCL_CLOUD = (8, 9)
+#: ESA Scene Classification value for thin cirrus.
+SCL_CIRRUS = (10,)
+#: ESA Scene Classification values that hide the surface class: cloud shadow, thin cirrus.
+SCL_VEILED = (3, 10)
 
 _GEOD = Geod(ellps="WGS84")
 
@@ -170,3 +174,21 @@ def fill_small_holes(water: np.ndarray, max_hole_px: int, open_edges: tuple[bool
         if is_open:
             fill[edge] = False
     return water | fill[labels]
+
+
+def drop_small_water(water: np.ndarray, min_water_px: int, open_edges: tuple[bool, bool, bool, bool]) -> np.ndarray:
+    """Remove water bodies smaller than ``min_water_px`` (ponds, dark shadows on land).
+
+    Bodies touching an open (scene-interior) block edge are kept: they may be larger outside.
+    """
+    labels, count = ndimage.label(water)
+    if count == 0:
+        return water
+    sizes = np.bincount(labels.ravel(), minlength=count + 1)
+    drop = sizes < min_water_px
+    drop[0] = False
+    top, bottom, left, right = open_edges
+    for is_open, edge in ((top, labels[0]), (bottom, labels[-1]), (left, labels[:, 0]), (right, labels[:, -1])):
+        if is_open:
+            drop[edge] = False
+    return water & ~drop[labels]
