@@ -30,6 +30,9 @@ __all__ = ["AtmosphereLayers", "SceneModel", "scl_classes"]
 COARSE_PX = 16
 #: Coarse cells kept around the product so shifted (shadow) and padded windows stay inside.
 COARSE_MARGIN = 40
+#: Opacities above which the scene classification says thin cirrus (10) or cloud (8, 9).
+SCL_CIRRUS_OPACITY = 0.35
+SCL_CLOUD_OPACITY = 0.35
 _TEXTURE_PERIODS = (512, 509)
 _NOISE_PERIOD = 1021
 
@@ -206,8 +209,7 @@ class SceneModel:
         cirrus = np.zeros(shape, dtype=np.float32)
         if self.parameters.cirrus_strength > 0:
             field = self._coarse(self._cirrus_field, rows, cols) + 0.15 * self._texture(self._detail, rows + 97, cols + 31)
-            cirrus = (self.parameters.cirrus_strength
-                      * np.clip((field - self.parameters.cirrus_threshold) / 0.9, 0.0, 1.0)).astype(np.float32)
+            cirrus = self._cirrus_from_field(field)
         return AtmosphereLayers(cloud=np.broadcast_to(cloud, shape).astype(np.float32), cirrus=cirrus, shadow=shadow)
 
     def cloud_opacity(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
@@ -224,6 +226,25 @@ class SceneModel:
         field = field + 0.2 * _periodic(self._detail[0], rows_i, cols_i) + 0.1 * _periodic(self._detail[1], rows_i, cols_i)
         x = np.clip((field - threshold) / 0.8, 0.0, 1.0)
         return (x * x * (3.0 - 2.0 * x)).astype(np.float32)
+
+    def cirrus_opacity(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        """Thin-cirrus opacity (0..1) at integer pixel positions; ``rows``/``cols`` broadcast together.
+
+        Pointwise twin of the cirrus layer of :meth:`layers` (same field, same texture).
+        """
+        rows_i = np.floor(np.asarray(rows)).astype(np.int64)
+        cols_i = np.floor(np.asarray(cols)).astype(np.int64)
+        if self.parameters.cirrus_strength <= 0:
+            return np.zeros(np.broadcast_shapes(rows_i.shape, cols_i.shape), dtype=np.float32)
+        field = _bilinear(self._cirrus_field, (rows_i + 0.5) / COARSE_PX - 0.5 + COARSE_MARGIN,
+                          (cols_i + 0.5) / COARSE_PX - 0.5 + COARSE_MARGIN)
+        detail = 0.8 * _periodic(self._detail[0], rows_i + 97, cols_i + 31) \
+            + 0.6 * _periodic(self._detail[1], rows_i + 97, cols_i + 31)
+        return self._cirrus_from_field(field + 0.15 * detail)
+
+    def _cirrus_from_field(self, field: np.ndarray) -> np.ndarray:
+        p = self.parameters
+        return (p.cirrus_strength * np.clip((field - p.cirrus_threshold) / 0.9, 0.0, 1.0)).astype(np.float32)
 
     def finish(self, toa: np.ndarray, land: np.ndarray, layers: AtmosphereLayers, glint_rows: tuple[int, int],
                glint_cols: tuple[int, int], rng: np.random.Generator) -> None:
@@ -309,8 +330,8 @@ def scl_classes(land: np.ndarray, vegetation: np.ndarray, layers: AtmosphereLaye
     """
     scl = np.where(land, np.where(vegetation >= 0.5, 4, 5), 6).astype(np.uint8)
     scl[layers.shadow > 0.2] = 3
-    scl[layers.cirrus > 0.35] = 10
-    scl[layers.cloud > 0.35] = 8
+    scl[layers.cirrus > SCL_CIRRUS_OPACITY] = 10
+    scl[layers.cloud > SCL_CLOUD_OPACITY] = 8
     scl[layers.cloud > 0.7] = 9
     return scl
 

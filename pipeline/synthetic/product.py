@@ -17,7 +17,7 @@ import numpy as np
 from affine import Affine
 from pyproj import CRS
 
-from pipeline.synthetic.background import SceneModel, scl_classes
+from pipeline.synthetic.background import SCL_CIRRUS_OPACITY, SCL_CLOUD_OPACITY, SceneModel, scl_classes
 from pipeline.synthetic.identity import make_identity, sun_angles_deg
 from pipeline.synthetic.land import land_in_tile
 from pipeline.synthetic.layouts import LAYOUTS, ProductDescription, ProductWriter
@@ -187,7 +187,7 @@ def write_product(
             for b, band in enumerate(SCENE_BANDS[:4]):
                 writer.write(band, reflectance_to_dn(reflectance[b], add_offset), row0)
             writer.write("B11", reflectance_to_dn(_block_mean(reflectance[4]), add_offset), row0 // 2)
-            cloudy += int(np.count_nonzero((layers.cloud > 0.35) | (layers.cirrus > 0.35)))
+            cloudy += int(np.count_nonzero((layers.cloud > SCL_CLOUD_OPACITY) | (layers.cirrus > SCL_CIRRUS_OPACITY)))
             if level == "L2A":
                 scl = scl_classes(land_mask, vegetation, layers)[::2, ::2]
                 counts += np.bincount(scl.ravel(), minlength=12)[:12]

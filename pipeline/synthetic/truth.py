@@ -37,7 +37,7 @@ def write_truth(path: Path, vessels: Vessels, keypoints_px: np.ndarray, transfor
 
     Each feature is a Point at the hull centre (lon, lat) with properties ``vessel_id``,
     ``heading_deg`` (true, clockwise from north), ``heading_grid_deg``, ``grid_north_deg``,
-    ``speed_kn``, ``length_m``, ``width_m``, ``has_wake``, ``under_cloud``, ``cloud_opacity``,
+    ``speed_kn``, ``length_m``, ``width_m``, ``has_wake``, ``under_cloud``, ``cloud_opacity``, ``cirrus_opacity``,
     ``row``, ``col`` (pixel coordinates, rasterio convention), ``<keypoint>_lonlat`` ([lon, lat]
     or null) and ``keypoints_px`` ({name: [x, y] or null}).
     """
@@ -62,6 +62,7 @@ def write_truth(path: Path, vessels: Vessels, keypoints_px: np.ndarray, transfor
             "has_wake": bool(vessels.has_wake[i]),
             "under_cloud": bool(vessels.under_cloud[i]),
             "cloud_opacity": round(float(vessels.cloud_opacity[i]), 4),
+            "cirrus_opacity": round(float(vessels.cirrus_opacity[i]), 4),
             "row": round(float(vessels.row[i]), 4),
             "col": round(float(vessels.col[i]), 4),
         }

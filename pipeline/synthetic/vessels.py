@@ -15,7 +15,7 @@ from affine import Affine
 from scipy import ndimage
 
 from models.wake_render import VesselSpec, kelvin_half_angle_deg, froude_number, render_vessel, turbulent_wake_length_m
-from pipeline.synthetic.background import SceneModel
+from pipeline.synthetic.background import SCL_CIRRUS_OPACITY, SCL_CLOUD_OPACITY, SceneModel
 from pipeline.synthetic.land import rasterize_land
 from pipeline.synthetic.radiometry import SCENE_BANDS
 from pipeline.synthetic.tiles import grid_north_deg
@@ -30,7 +30,8 @@ _MAX_PERSISTENCE_S = 70.0
 _CLEARANCE_M = 80.0
 #: Resolution of the distance-to-land grid used for placement, metres.
 _PLACEMENT_GRID_M = 50.0
-#: A vessel counts as under cloud where the thick-cloud opacity at its hull centre reaches this.
+#: A vessel counts as under cloud where the thick-cloud opacity at its hull centre reaches this (or
+#: where the scene classification marks its hull as cloud or thin cirrus).
 UNDER_CLOUD_OPACITY = 0.25
 
 
@@ -52,6 +53,7 @@ class Vessels:
     has_wake: np.ndarray
     under_cloud: np.ndarray
     cloud_opacity: np.ndarray
+    cirrus_opacity: np.ndarray
 
     def __len__(self) -> int:
         return len(self.col)
@@ -167,12 +169,18 @@ def place_vessels(rng: np.random.Generator, attributes: dict[str, np.ndarray], m
     map_x, map_y = model.transform * (col, row)
     heading_grid = attributes["heading_grid_deg"][index]
     heading_true = np.mod(heading_grid + grid_north_deg(model.crs, map_x, map_y), 360.0)
-    opacity = model.cloud_opacity(np.floor(row).astype(np.int64), np.floor(col).astype(np.int64)).astype(np.float64)
+    rows_i, cols_i = np.floor(row).astype(np.int64), np.floor(col).astype(np.int64)
+    opacity = model.cloud_opacity(rows_i, cols_i).astype(np.float64)
+    cirrus = model.cirrus_opacity(rows_i, cols_i).astype(np.float64)
+    # Under cloud where thick cloud dims the hull, or where the product's own cloud classification
+    # (SCL 8/9/10, the cloud coverage) marks the hull as cloud or thin cirrus.
+    under_cloud = (opacity >= UNDER_CLOUD_OPACITY) | (opacity > SCL_CLOUD_OPACITY) | (cirrus > SCL_CIRRUS_OPACITY)
     return Vessels(
         col=col, row=row, heading_grid_deg=heading_grid, heading_deg=heading_true,
         length_m=attributes["length_m"][index], width_m=attributes["width_m"][index],
         speed_kn=attributes["speed_kn"][index],
-        has_wake=attributes["has_wake"][index], under_cloud=opacity >= UNDER_CLOUD_OPACITY, cloud_opacity=opacity,
+        has_wake=attributes["has_wake"][index], under_cloud=under_cloud, cloud_opacity=opacity,
+        cirrus_opacity=cirrus,
     )
 
 
