@@ -225,3 +225,15 @@ def test_bad_arguments_raise_input_errors_naming_them(tmp_path, kwargs, match):
     arguments = {"seed": 0, "size_px": 64, **kwargs}
     with pytest.raises(InputError, match=match):
         write_product(tmp_path / "bad", **arguments)
+
+
+def test_rewriting_a_directory_replaces_the_earlier_product(tmp_path):
+    first = write_product(tmp_path, seed=1, size_px=64, layout="geotiff", n_vessels=0)
+    (tmp_path / "notes.txt").write_text("mine")
+    second = write_product(tmp_path, seed=2, size_px=64, layout="geotiff", n_vessels=0)
+    assert first.product_id != second.product_id
+    tifs = sorted(p.name for p in tmp_path.glob("*.tif"))
+    assert tifs == sorted(p.name for p in second.band_paths.values()), "bands of the first product remain"
+    assert (tmp_path / "notes.txt").read_text() == "mine", "files that are not ours are kept"
+    third = write_product(tmp_path, seed=3, size_px=64, layout="safe", n_vessels=0)
+    assert list(tmp_path.glob("*.SAFE")) == [third.product_path] and not list(tmp_path.glob("*.tif"))

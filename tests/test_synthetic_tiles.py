@@ -80,3 +80,12 @@ def test_toa_and_boa_are_inverse_and_the_atmosphere_brightens_dark_water():
     assert 0.05 <= toa[SCENE_BANDS.index("B02")].item() <= 0.08
     assert 0.02 <= toa[SCENE_BANDS.index("B08")].item() <= 0.03
     assert toa[SCENE_BANDS.index("B02")].item() > toa[SCENE_BANDS.index("B08")].item()
+
+
+def test_grid_north_agrees_with_the_chip_convention():
+    """Truth headings and chip headings must use the same convergence (contracts: true = grid + grid_north)."""
+    from pipeline.chips import grid_north_deg as chips_grid_north_deg
+
+    x = np.array([420000.0, 500000.0, 560000.0, 609000.0])
+    y = np.array([5700000.0, 5750000.0, 5790000.0, 5695000.0])
+    np.testing.assert_allclose(grid_north_deg(32631, x, y), chips_grid_north_deg("EPSG:32631", x, y), atol=1e-4)

@@ -246,13 +246,13 @@ class SceneModel:
         p = self.parameters
         return (p.cirrus_strength * np.clip((field - p.cirrus_threshold) / 0.9, 0.0, 1.0)).astype(np.float32)
 
-    def finish(self, toa: np.ndarray, land: np.ndarray, layers: AtmosphereLayers, glint_rows: tuple[int, int],
-               glint_cols: tuple[int, int], rng: np.random.Generator) -> None:
-        """Add sparkle, shadow, cirrus, cloud and sensor noise to a window's ``toa`` in place."""
+    def finish(self, toa: np.ndarray, land: np.ndarray, layers: AtmosphereLayers, row0: int, col0: int,
+               rng: np.random.Generator) -> None:
+        """Add sparkle, shadow, cirrus, cloud and sensor noise in place to ``toa`` of the window at ``(row0, col0)``."""
         _, h, w = toa.shape
+        rows = np.arange(row0, row0 + h)
+        cols = np.arange(col0, col0 + w)
         # Whitecaps and glint sparkle: isolated bright pixels on water.
-        rows = np.arange(*glint_rows)
-        cols = np.arange(*glint_cols)
         n_caps = rng.poisson(self.parameters.whitecap_density * h * w)
         r = rng.integers(0, h, n_caps)
         c = rng.integers(0, w, n_caps)

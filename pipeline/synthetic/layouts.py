@@ -37,7 +37,7 @@ from pipeline.synthetic.radiometry import (
     BAND_IDS, BAND_RESOLUTION_M, CENTRAL_WAVELENGTH_NM, COMMON_NAMES, QUANTIFICATION_VALUE,
 )
 
-__all__ = ["LAYOUTS", "BandFile", "ProductDescription", "ProductWriter"]
+__all__ = ["LAYOUTS", "BandFile", "ProductMetadata", "ProductWriter"]
 
 LAYOUTS = ("safe", "cog", "geotiff")
 
@@ -67,7 +67,7 @@ class BandFile:
 
 
 @dataclass
-class ProductDescription:
+class ProductMetadata:
     """What the metadata files say about the product (filled in after the rasters are written)."""
 
     identity: ProductIdentity
@@ -133,7 +133,7 @@ class ProductWriter:
         """Write ``array`` (rows, cols) at the band's own resolution starting at row ``row0``."""
         self._datasets[band].write(array, 1, window=Window(0, row0, array.shape[1], array.shape[0]))
 
-    def finish(self, description: ProductDescription) -> list[Path]:
+    def finish(self, description: ProductMetadata) -> list[Path]:
         """Close the rasters, convert them for the layout, write its metadata; return all files written."""
         for dataset in self._datasets.values():
             dataset.close()
@@ -209,7 +209,7 @@ class ProductWriter:
         return self._staging_dir / f"{band}.tif"
 
     # -- SAFE metadata ----------------------------------------------------------------------------
-    def _write_safe_metadata(self, d: ProductDescription) -> list[Path]:
+    def _write_safe_metadata(self, d: ProductMetadata) -> list[Path]:
         level = self.identity.level
         product_xml = self.safe_dir / f"MTD_MSI{level}.xml"
         tile_xml = self.granule_dir / "MTD_TL.xml"
@@ -221,7 +221,7 @@ class ProductWriter:
         return [product_xml, tile_xml, manifest]
 
     # -- STAC -------------------------------------------------------------------------------------
-    def _write_stac_item(self, d: ProductDescription) -> Path:
+    def _write_stac_item(self, d: ProductMetadata) -> Path:
         identity = self.identity
         scale = 1.0 / QUANTIFICATION_VALUE
         assets = {}
@@ -308,7 +308,7 @@ class ProductWriter:
         return path
 
     # -- GeoTIFF sidecar --------------------------------------------------------------------------
-    def _write_sidecar(self, d: ProductDescription) -> Path:
+    def _write_sidecar(self, d: ProductMetadata) -> Path:
         identity = self.identity
         offsets = {b: d.add_offset for b in self.band_files if b != "SCL"}
         sidecar = {
@@ -347,7 +347,7 @@ def _write_xml(root: ET.Element, path: Path) -> None:
     ET.ElementTree(root).write(path, encoding="UTF-8", xml_declaration=True)
 
 
-def _product_metadata_xml(d: ProductDescription, band_files: dict[str, BandFile], safe_dir: Path) -> ET.Element:
+def _product_metadata_xml(d: ProductMetadata, band_files: dict[str, BandFile], safe_dir: Path) -> ET.Element:
     """``MTD_MSIL1C.xml`` / ``MTD_MSIL2A.xml``: product info, radiometry and quality indicators."""
     identity = d.identity
     l2a = identity.level == "L2A"
@@ -426,7 +426,7 @@ def _product_metadata_xml(d: ProductDescription, band_files: dict[str, BandFile]
     return root
 
 
-def _l2a_percentages(parent: ET.Element, d: ProductDescription) -> None:
+def _l2a_percentages(parent: ET.Element, d: ProductMetadata) -> None:
     names = {0: "NODATA_PIXEL_PERCENTAGE", 1: "SATURATED_DEFECTIVE_PIXEL_PERCENTAGE", 3: "CLOUD_SHADOW_PERCENTAGE",
              4: "VEGETATION_PERCENTAGE", 5: "NOT_VEGETATED_PERCENTAGE", 6: "WATER_PERCENTAGE",
              7: "UNCLASSIFIED_PERCENTAGE", 8: "MEDIUM_PROBA_CLOUDS_PERCENTAGE", 9: "HIGH_PROBA_CLOUDS_PERCENTAGE",
@@ -435,7 +435,7 @@ def _l2a_percentages(parent: ET.Element, d: ProductDescription) -> None:
         _sub(parent, name, f"{d.scl_percentages.get(index, 0.0):.6f}")
 
 
-def _tile_metadata_xml(d: ProductDescription) -> ET.Element:
+def _tile_metadata_xml(d: ProductMetadata) -> ET.Element:
     """Granule ``MTD_TL.xml``: tile id, sensing time, EPSG code, sizes and geoposition per resolution."""
     identity = d.identity
     kind = "Level-2A" if identity.level == "L2A" else "Level-1C"

@@ -8,6 +8,7 @@ digital numbers, strip by strip, in the chosen layout. ``truth.geojson`` lists e
 from __future__ import annotations
 
 import logging
+import shutil
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -19,8 +20,8 @@ from pyproj import CRS
 
 from pipeline.synthetic.background import SCL_CIRRUS_OPACITY, SCL_CLOUD_OPACITY, SceneModel, scl_classes
 from pipeline.synthetic.identity import make_identity, sun_angles_deg
-from pipeline.synthetic.land import land_in_tile
-from pipeline.synthetic.layouts import LAYOUTS, ProductDescription, ProductWriter
+from pipeline.synthetic.land import land_in_tile, rasterize_land
+from pipeline.synthetic.layouts import LAYOUTS, ProductMetadata, ProductWriter
 from pipeline.synthetic.radiometry import SCENE_BANDS, add_offset_dn, boa_from_toa, parse_baseline, reflectance_to_dn
 from pipeline.synthetic.tiles import DEFAULT_TILE_ID, TILE_SIZE_PX, grid_north_deg, parse_tile, pixel_to_lonlat
 from pipeline.synthetic.truth import write_truth
@@ -153,6 +154,7 @@ def write_product(
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    _remove_earlier_product(out_dir)
     land = land_in_tile(tile, Path(land_path) if land_path else settings.resolved_land_path(),
                         Path(cache_dir) if cache_dir else settings.var_dir / "synthetic")
     transform = tile.transform(PIXEL_M, row_off=row_off, col_off=col_off)
@@ -181,8 +183,7 @@ def write_product(
             toa, land_mask, vegetation = model.surface_toa(row0, row1, 0, size_px)
             deltas.add_to(toa, row0, row1, 0, size_px)
             layers = model.layers(row0, row1, 0, size_px)
-            model.finish(toa, land_mask, layers, (row0, row1), (0, size_px),
-                         np.random.default_rng([seed, row0, 77]))
+            model.finish(toa, land_mask, layers, row0, 0, np.random.default_rng([seed, row0, 77]))
             reflectance = boa_from_toa(toa) if level == "L2A" else toa
             for b, band in enumerate(SCENE_BANDS[:4]):
                 writer.write(band, reflectance_to_dn(reflectance[b], add_offset), row0)
@@ -194,7 +195,7 @@ def write_product(
                 writer.write("SCL", np.ascontiguousarray(scl), row0 // 2)
             del toa, reflectance, layers
         cloud_cover_pct = 100.0 * cloudy / float(size_px * size_px)
-        description = ProductDescription(
+        description = ProductMetadata(
             identity=identity, transform=transform, width=size_px, height=size_px, add_offset=add_offset,
             sun_zenith_deg=zenith, sun_azimuth_deg=azimuth,
             footprint_lonlat=_footprint(transform, tile.epsg, size_px),
@@ -220,6 +221,23 @@ def write_product(
     )
 
 
+#: What a product written here may leave in its directory (and nothing else is ever removed).
+_PRODUCT_ENTRIES = ("S2?_MSIL1C_*.SAFE", "S2?_MSIL2A_*.SAFE", "S2?_MSIL1C_*.json", "S2?_MSIL2A_*.json",
+                    "B02.tif", "B03.tif", "B04.tif", "B08.tif", "B11.tif", "SCL.tif", "T?????_*_B??.tif",
+                    "T?????_*_SCL.tif", "metadata.json", "truth.geojson", ".staging")
+
+
+def _remove_earlier_product(out_dir: Path) -> None:
+    """Delete the files of a synthetic product written earlier into ``out_dir``, so that a reader
+    never finds two products (or two files of one band) there."""
+    for pattern in _PRODUCT_ENTRIES:
+        for entry in out_dir.glob(pattern):
+            if entry.is_dir():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
+
+
 def _block_mean(band: np.ndarray) -> np.ndarray:
     """2 x 2 mean (10 m -> 20 m); an odd last row or column is averaged with itself."""
     rows, cols = band.shape
@@ -229,8 +247,6 @@ def _block_mean(band: np.ndarray) -> np.ndarray:
 
 def _water_km2(model: SceneModel) -> float:
     """Water area of the product from a coarse land raster, km²."""
-    from pipeline.synthetic.land import rasterize_land
-
     step = 10
     shape = (-(-model.height // step), -(-model.width // step))
     land = rasterize_land(model.land, model.transform @ Affine.scale(step), shape)

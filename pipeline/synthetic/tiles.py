@@ -180,8 +180,3 @@ def tile_bounds_lonlat(tile: MgrsTile, *, margin_m: float = 0.0) -> tuple[float,
     lon, lat = to_lonlat.transform(gx[edge], gy[edge])
     return float(np.min(lon)), float(np.min(lat)), float(np.max(lon)), float(np.max(lat))
 
-
-def angle_wrap_deg(angle_deg: np.ndarray | float) -> np.ndarray:
-    """Wrap angles to ``[0, 360)`` degrees."""
-    return np.mod(np.asarray(angle_deg, dtype=np.float64), 360.0)
-
