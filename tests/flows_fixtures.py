@@ -157,3 +157,16 @@ def _naive_utc(value):
     if isinstance(value, datetime) and value.tzinfo is not None:
         return value.astimezone(timezone.utc).replace(tzinfo=None)
     return value
+
+
+@pytest.fixture(scope="session")
+def clean_run_rows(prefect_server, synthetic_inbox: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """Store snapshot (see :func:`store_rows`) of one default pass over :func:`synthetic_inbox`."""
+    from flows.monitor import DONE, monitor_inbox
+
+    url = f"sqlite:///{tmp_path_factory.mktemp('clean-run') / 'clean.sqlite'}"
+    report = monitor_inbox(str(synthetic_inbox), database_url=url)
+    assert [outcome.status for outcome in report.outcomes] == [DONE] * len(INBOX_PRODUCTS)
+    rows = store_rows(url)
+    assert len(rows["scenes"]) == len(INBOX_PRODUCTS) and len(rows["detections"]) > len(INBOX_PRODUCTS)
+    return rows
