@@ -1,12 +1,14 @@
-"""Turn one processed scene (metadata, detections, headings) into store records.
+"""Turn one processed scene (metadata, detections, headings, enrichment) into store records.
 
 Detection ids are deterministic: the scene id plus the centroid pixel rounded to 0.1 px, so
 re-processing a product yields the same ids and the store replaces rather than duplicates.
+Alert ids are the detection id plus the area id (scene + vessel + area), equally stable.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -23,6 +25,15 @@ def detection_ids(scene_id: str, row: np.ndarray, col: np.ndarray) -> list[str]:
     rows = np.rint(np.asarray(row, dtype=float) * 10).astype(np.int64)
     cols = np.rint(np.asarray(col, dtype=float) * 10).astype(np.int64)
     return [f"{scene_id}/r{r:05d}c{c:05d}" for r, c in zip(rows, cols)]
+
+
+def alert_id(detection_id: str, area_id: str) -> str:
+    """Deterministic alert id ``<detection_id>/area/<area_id>`` (scene + vessel + area).
+
+    >>> alert_id("S2/r00100c00075", "555")
+    'S2/r00100c00075/area/555'
+    """
+    return f"{detection_id}/area/{area_id}"
 
 
 def _optional(value: Any) -> float | None:
@@ -47,8 +58,13 @@ def scene_record(metadata: Any, n_detections: int, *, footprint_wkt: str | None 
     )
 
 
-def detection_records(metadata: Any, detections: Any, headings: Any | None = None) -> list[DetectionRecord]:
-    """Store rows for a scene's detections, with headings when the heading step ran.
+def detection_records(
+    metadata: Any,
+    detections: Any,
+    headings: Any | None = None,
+    enrichment: Sequence[dict[str, Any]] | None = None,
+) -> list[DetectionRecord]:
+    """Store rows for a scene's detections, with headings and enrichment when those steps ran.
 
     Parameters
     ----------
@@ -58,7 +74,11 @@ def detection_records(metadata: Any, detections: Any, headings: Any | None = Non
         :class:`pipeline.detect.Detections` (equal-length arrays).
     headings
         :class:`pipeline.heading.HeadingResults` aligned with ``detections``, or ``None``.
+    enrichment
+        One JSON-ready dict per detection (:meth:`pipeline.enrich.Enrichment.as_dicts`), or ``None``.
     """
+    if enrichment is not None and len(enrichment) != len(detections.row):
+        raise ValueError(f"{len(enrichment)} enrichment entries for {len(detections.row)} detections")
     ids = detection_ids(metadata.product_id, detections.row, detections.col)
     records = []
     for i, detection_id in enumerate(ids):
@@ -82,6 +102,7 @@ def detection_records(metadata: Any, detections: Any, headings: Any | None = Non
                 length_m=float(detections.length_m[i]),
                 width_m=float(detections.width_m[i]),
                 score=float(detections.score[i]),
+                enrichment=None if enrichment is None else enrichment[i],
                 **heading,
             )
         )

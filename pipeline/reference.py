@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 import shapely
-from numpy.typing import NDArray
+from numpy.typing import ArrayLike, NDArray
 from shapely.geometry import MultiPolygon, Polygon, box
 from shapely.geometry.base import BaseGeometry
 
@@ -47,6 +47,8 @@ __all__ = [
     "load_protected_areas",
     "load_coastline_lines",
     "split_antimeridian",
+    "AreaMeasure",
+    "CoastDistance",
 ]
 
 _PLATFORM_LON = ("longitude", "lon", "long", "lng", "x", "longitude_dd", "lon_dd", "surf_longitude")
@@ -396,6 +398,149 @@ def split_antimeridian(geometry: BaseGeometry) -> Polygon | MultiPolygon:
     return oriented[0] if len(oriented) == 1 else MultiPolygon(oriented)
 
 
+# -- measuring areas ------------------------------------------------------------------------------
+#: Spacing (degrees, about 110 m) of the boundary vertices distances are measured to, and step (km)
+#: of the heading-ray march; both bound the error of :class:`AreaMeasure` (see its docstring).
+_BOUNDARY_SPACING_DEG = 0.001
+_RAY_STEP_KM = 0.1
+_BISECTIONS = 14
+
+
+class AreaMeasure:
+    """Distances, containment and heading-ray entry for a set of protected areas (vectorised over pairs).
+
+    Every method takes *pairs*: equal-length arrays of a vessel position ``(lon, lat)`` (degrees)
+    and an area number ``area`` (index into the :class:`ProtectedAreas`), so the caller asks only
+    about the (vessel, area) pairs that :meth:`pairs_within` found near each other.
+
+    Notes
+    -----
+    This is the smallest adapter that answers the alert questions with :mod:`geo.haversine`
+    and shapely while :mod:`geo.areas` is written; its known errors: area edges are straight in
+    lon/lat (the GIS convention of WDPA files), boundary distances are measured to boundary
+    vertices spaced ``0.001°`` (too long by at most ~60 m), and the heading ray is marched in
+    ``0.1 km`` steps then bisected, so an area thinner than 100 m along the ray can be missed.
+    """
+
+    def __init__(self, areas: ProtectedAreas) -> None:
+        self.areas = areas
+        self.geometry = np.asarray(areas.geometry, dtype=object)
+        shapely.prepare(self.geometry)
+        self._tree = shapely.STRtree(self.geometry)
+        self._boundary: dict[int, NDArray[np.float64]] = {}
+
+    def pairs_within(
+        self, lon: NDArray[np.float64], lat: NDArray[np.float64], extra_km: float = 0.0
+    ) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.float64], NDArray[np.bool_]]:
+        """Vessel/area pairs where the vessel is inside the area or within its alert radius (+ ``extra_km``).
+
+        Returns
+        -------
+        (vessel, area, distance_km, inside) : tuple of ndarray
+            Pair indices sorted by vessel then area, the boundary distance (0 inside) and containment.
+        """
+        lon, lat = np.asarray(lon, dtype=np.float64), np.asarray(lat, dtype=np.float64)
+        empty = (np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0), np.zeros(0, bool))
+        if lon.size == 0 or len(self.areas) == 0:
+            return empty
+        reach_km = float(np.max(self.areas.alert_radius_km)) + float(extra_km)
+        dlat = reach_km / 111.0 + 0.01
+        dlon = np.minimum(dlat / np.maximum(np.cos(np.radians(np.minimum(np.abs(lat) + dlat, 89.9))), 1e-6), 180.0)
+        found = [
+            self._tree.query(shapely.box(lon - dlon + shift, lat - dlat, lon + dlon + shift, lat + dlat))
+            for shift in (0.0, 360.0, -360.0)  # boxes that reach past 180° find areas on the other side
+        ]
+        pairs = np.unique(np.concatenate(found, axis=1), axis=1)
+        vessel, area = pairs[0].astype(np.int64), pairs[1].astype(np.int64)
+        inside = self.contains(lon[vessel], lat[vessel], area)
+        distance = np.zeros(vessel.size)
+        outside = ~inside
+        distance[outside] = self.boundary_distance_km(lon[vessel][outside], lat[vessel][outside], area[outside])
+        near = inside | (distance <= self.areas.alert_radius_km[area] + float(extra_km))
+        return vessel[near], area[near], distance[near], inside[near]
+
+    def contains(self, lon: NDArray[np.float64], lat: NDArray[np.float64], area: NDArray[np.int64]) -> NDArray[np.bool_]:
+        """Whether each vessel lies inside (or on the boundary of) its paired area."""
+        lon, lat, area = np.asarray(lon, dtype=np.float64), np.asarray(lat, dtype=np.float64), np.asarray(area)
+        out = np.zeros(area.shape, dtype=bool)
+        for j in np.unique(area):
+            rows = area == j
+            out[rows] = shapely.intersects_xy(self.geometry[j], lon[rows], lat[rows])
+        return out
+
+    def _boundary_points(self, j: int) -> NDArray[np.float64]:
+        if j not in self._boundary:
+            boundary = shapely.segmentize(self.geometry[j].boundary, _BOUNDARY_SPACING_DEG)
+            coords = shapely.get_coordinates(boundary)
+            # the antimeridian cut is not a real boundary: an area split there continues across it
+            seam = np.isclose(np.abs(coords[:, 0]), 180.0)
+            self._boundary[j] = coords[~seam] if (~seam).any() else coords
+        return self._boundary[j]
+
+    def boundary_distance_km(
+        self, lon: NDArray[np.float64], lat: NDArray[np.float64], area: NDArray[np.int64]
+    ) -> NDArray[np.float64]:
+        """Great-circle distance (km) from each vessel to the boundary of its paired area."""
+        from geo.haversine import distance_km
+
+        lon, lat, area = np.asarray(lon, dtype=np.float64), np.asarray(lat, dtype=np.float64), np.asarray(area)
+        out = np.empty(area.shape)
+        for j in np.unique(area):
+            rows = np.flatnonzero(area == j)
+            points = self._boundary_points(int(j))
+            for chunk in np.array_split(rows, max(1, rows.size * points.shape[0] // 2_000_000)):
+                d = distance_km(lon[chunk, None], lat[chunk, None], points[None, :, 0], points[None, :, 1])
+                out[chunk] = d.min(axis=1)
+        return out
+
+    def ray_entry(
+        self,
+        lon: NDArray[np.float64],
+        lat: NDArray[np.float64],
+        bearing_deg: NDArray[np.float64],
+        area: NDArray[np.int64],
+        max_km: float,
+    ) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
+        """Where a great-circle ray from each vessel along ``bearing_deg`` first enters its paired area.
+
+        Returns
+        -------
+        (entry_km, entry_lon, entry_lat) : tuple of ndarray
+            Distance along the ray (km) and the entry point; NaN where the ray does not enter
+            within ``max_km``; 0 for a vessel already inside.
+        """
+        from geo.haversine import destination_point
+
+        lon, lat = np.asarray(lon, dtype=np.float64), np.asarray(lat, dtype=np.float64)
+        bearing, area = np.asarray(bearing_deg, dtype=np.float64), np.asarray(area)
+        steps = np.arange(0, int(np.ceil(max_km / _RAY_STEP_KM)) + 1) * _RAY_STEP_KM
+        steps[-1] = max_km
+        ray_lon, ray_lat = destination_point(lon[:, None], lat[:, None], bearing[:, None], steps[None, :])
+        inside = np.zeros(ray_lon.shape, dtype=bool)
+        for j in np.unique(area):
+            rows = area == j
+            inside[rows] = shapely.intersects_xy(self.geometry[j], ray_lon[rows], ray_lat[rows])
+        enters = inside.any(axis=1)
+        first = np.argmax(inside, axis=1)
+        entry_km = np.full(lon.shape, np.nan)
+        entry_km[enters & (first == 0)] = 0.0
+        refine = np.flatnonzero(enters & (first > 0))
+        if refine.size:
+            low, high = steps[first[refine] - 1], steps[first[refine]]
+            for _ in range(_BISECTIONS):
+                middle = 0.5 * (low + high)
+                mid_lon, mid_lat = destination_point(lon[refine], lat[refine], bearing[refine], middle)
+                hit = self.contains(mid_lon, mid_lat, area[refine])
+                high, low = np.where(hit, middle, high), np.where(hit, low, middle)
+            entry_km[refine] = high
+        entry_lon, entry_lat = np.full(lon.shape, np.nan), np.full(lon.shape, np.nan)
+        if enters.any():
+            entry_lon[enters], entry_lat[enters] = destination_point(
+                lon[enters], lat[enters], bearing[enters], entry_km[enters]
+            )
+        return entry_km, entry_lon, entry_lat
+
+
 # -- coastline ------------------------------------------------------------------------------------
 def load_coastline_lines(path: str | Path) -> list[NDArray[np.float64]]:
     """Coastline polylines ``(n, 2)`` lon/lat from a GeoJSON file (``.gz`` allowed), e.g. Natural Earth.
@@ -428,3 +573,57 @@ def load_coastline_lines(path: str | Path) -> list[NDArray[np.float64]]:
     if not lines:
         raise InputError(f"coastline {path}: no line geometries")
     return lines
+
+
+class CoastDistance:
+    """Great-circle distance (km) from points to the coastline: ``CoastDistance(lines)(lon, lat)``.
+
+    Notes
+    -----
+    The smallest adapter standing in for :mod:`geo.coastline` while it is written: distances are
+    measured to coastline vertices (k-d tree on unit vectors), with the lines densified to
+    ``0.002°`` (about 200 m, so too long by at most ~110 m) within a degree of the queried points
+    (when they span at most 10°, as a scene does) and left at their own vertices otherwise
+    (Natural Earth 1:50m: a few km apart).
+    """
+
+    def __init__(self, lines: Sequence[NDArray[np.float64]]) -> None:
+        from scipy.spatial import cKDTree
+
+        from geo.unit_vectors import to_unit_vectors
+
+        self.lines = [np.asarray(line, dtype=np.float64) for line in lines]
+        self._bounds = np.array([[*line.min(axis=0), *line.max(axis=0)] for line in self.lines])
+        vertices = np.concatenate(self.lines)
+        self._vertices = vertices
+        self._tree = cKDTree(to_unit_vectors(vertices[:, 0], vertices[:, 1]))
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> CoastDistance:
+        """Read the coastline with :func:`load_coastline_lines` (Natural Earth GeoJSON, ``.gz`` allowed)."""
+        return cls(load_coastline_lines(path))
+
+    def __call__(self, lon: ArrayLike, lat: ArrayLike) -> NDArray[np.float64]:
+        from scipy.spatial import cKDTree
+
+        from geo.earth import EARTH_RADIUS_KM
+        from geo.unit_vectors import angle_from_chord, to_unit_vectors
+
+        lon = np.asarray(lon, dtype=np.float64).reshape(-1)
+        lat = np.asarray(lat, dtype=np.float64).reshape(-1)
+        if lon.size == 0:
+            return np.zeros(0)
+        xyz = to_unit_vectors(lon, lat)
+        chord, _ = self._tree.query(xyz)
+        distance = angle_from_chord(chord) * EARTH_RADIUS_KM
+        west, south, east, north = lon.min() - 1.0, lat.min() - 1.0, lon.max() + 1.0, lat.max() + 1.0
+        near = (self._bounds[:, 2] >= west) & (self._bounds[:, 0] <= east)
+        near &= (self._bounds[:, 3] >= south) & (self._bounds[:, 1] <= north)
+        if near.any() and east - west <= 12.0 and north - south <= 12.0:  # one scene or a few: densify locally
+            lines = np.array([shapely.LineString(self.lines[i]) for i in np.flatnonzero(near)])
+            clipped = shapely.clip_by_rect(lines, west, south, east, north)
+            dense = shapely.get_coordinates(shapely.segmentize(clipped, 0.002))
+            if len(dense):
+                chord, _ = cKDTree(to_unit_vectors(dense[:, 0], dense[:, 1])).query(xyz)
+                distance = np.minimum(distance, angle_from_chord(chord) * EARTH_RADIUS_KM)
+        return distance
