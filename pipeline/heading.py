@@ -94,7 +94,8 @@ def _keypoints_lonlat(chips: Sequence[Any], keypoints_px: np.ndarray) -> tuple[n
     lat = np.full(keypoints_px.shape[:2], np.nan)
     groups: dict[str, list[int]] = {}
     for i, chip in enumerate(chips):
-        groups.setdefault(str(chip.crs), []).append(i)
+        if getattr(chip, "crs", None) is not None:  # an un-georeferenced chip (a PNG) keeps NaN lon/lat
+            groups.setdefault(str(chip.crs), []).append(i)
     for indices in groups.values():
         to_lonlat = Transformer.from_crs(chips[indices[0]].crs, "EPSG:4326", always_xy=True)
         map_x = np.empty((len(indices), keypoints_px.shape[1]))

@@ -71,7 +71,9 @@ def read_chip(path: Path):
     if crs is not None:
         from pipeline.chips import grid_north_deg
 
-        cx, cy = transform * (data.shape[2] / 2.0, data.shape[1] / 2.0)
+        col, row = data.shape[2] / 2.0, data.shape[1] / 2.0
+        cx = transform.a * col + transform.b * row + transform.c
+        cy = transform.d * col + transform.e * row + transform.f
         grid_north = float(grid_north_deg(crs, cx, cy))
     return SimpleNamespace(data=data, band_names=names, transform=transform, crs=crs, grid_north_deg=grid_north,
                            georeferenced=crs is not None)
