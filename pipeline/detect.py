@@ -131,7 +131,7 @@ class DetectorConfig:
     block_px: int = 2048
     overlap_px: int = 64
     block_sigma_fraction: float = 0.5
-    land_contact_z: float = 30.0
+    land_contact_z: float = np.inf
 
 
 @dataclass

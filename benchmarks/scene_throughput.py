@@ -1,0 +1,108 @@
+"""Wall time and peak memory of ingest + detection + chips on a full 10980 x 10980 synthetic tile.
+
+Target (foundation issue): at most 60 s and 2.5 GB peak RSS on the project machine. Each run is
+a fresh subprocess, so its peak RSS (``ru_maxrss``) is its own. Peers in the same run:
+
+* ``vesselwatch`` — :func:`pipeline.detect.detect_vessels` in 2048 px blocks, then
+  :func:`pipeline.chips.cut_chips` (128 px, every band);
+* ``naive full-frame`` — the same detector on one block the size of the tile (what a
+  straightforward implementation that reads whole bands does), for the memory comparison.
+
+Usage::
+
+    python benchmarks/scene_throughput.py [--product DIR] [--layout geotiff|cog|safe] [--size 10980]
+
+Without ``--product`` a product is synthesised first (``vesselwatch synth``-equivalent, not timed;
+a few minutes at full size) under ``var/benchmarks/``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+
+
+def run_once(product: str, block_px: int, chip_px: int) -> dict:
+    """Ingest + detect + chips in this process; returns timings and peak RSS."""
+    from dataclasses import replace
+
+    from pipeline.chips import cut_chips
+    from pipeline.detect import DetectorConfig, detect_vessels
+    from pipeline.ingest import open_scene
+
+    started = time.perf_counter()
+    with open_scene(product) as scene:
+        opened = time.perf_counter()
+        detections = detect_vessels(scene, config=replace(DetectorConfig(), block_px=block_px))
+        detected = time.perf_counter()
+        chips = cut_chips(scene, detections, size_px=chip_px)
+        chipped = time.perf_counter()
+        size = (scene.metadata.height, scene.metadata.width)
+    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return {
+        "pixels": size, "detections": len(detections), "chips": len(chips),
+        "open_s": opened - started, "detect_s": detected - opened, "chips_s": chipped - detected,
+        "total_s": chipped - started, "peak_rss_gb": peak_kb / 1024**2,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--product", help="an existing product (folder, SAFE or STAC item)")
+    parser.add_argument("--layout", default="geotiff", choices=["geotiff", "cog", "safe"])
+    parser.add_argument("--level", default="L2A", choices=["L1C", "L2A"])
+    parser.add_argument("--size", type=int, default=10980)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--skip-naive", action="store_true", help="do not run the full-frame peer")
+    parser.add_argument("--child", nargs=3, metavar=("PRODUCT", "BLOCK", "CHIP"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+
+    if args.child:
+        print(json.dumps(run_once(args.child[0], int(args.child[1]), int(args.child[2]))))
+        return
+
+    product = args.product
+    if product is None:
+        from pipeline.synthetic import write_product
+
+        out = PROJECT_DIR / "var" / "benchmarks" / f"throughput-{args.layout}-{args.level}-{args.size}-{args.seed}"
+        if not (out / "truth.geojson").exists():
+            info = write_product(out, seed=args.seed, size_px=args.size, layout=args.layout, level=args.level)
+            product = str(info.product_path)
+        else:
+            product = str(next((p for p in out.iterdir() if p.suffix in (".SAFE",) or
+                                (p.suffix == ".json" and p.name != "metadata.json")), out))
+
+    peers = [("vesselwatch (2048 px blocks)", 2048)]
+    if not args.skip_naive:
+        peers.append(("naive full-frame", args.size))
+    rows = []
+    for name, block in peers:
+        result = subprocess.run([sys.executable, __file__, "--child", product, str(block), "128"],
+                                capture_output=True, text=True, cwd=PROJECT_DIR)
+        if result.returncode != 0:
+            rows.append((name, None, result.stderr.strip().splitlines()[-1] if result.stderr else "failed"))
+            continue
+        rows.append((name, json.loads(result.stdout.strip().splitlines()[-1]), ""))
+
+    print(f"product: {product}")
+    print("| run | pixels | detections | chips | open s | detect s | chips s | total s | peak RSS GB |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
+    for name, r, error in rows:
+        if r is None:
+            print(f"| {name} | failed: {error} | | | | | | | |")
+            continue
+        print(f"| {name} | {r['pixels'][0]}x{r['pixels'][1]} | {r['detections']} | {r['chips']} | {r['open_s']:.1f} | "
+              f"{r['detect_s']:.1f} | {r['chips_s']:.1f} | {r['total_s']:.1f} | {r['peak_rss_gb']:.2f} |")
+    print("target: total <= 60 s, peak RSS <= 2.5 GB")
+
+
+if __name__ == "__main__":
+    main()
