@@ -1,8 +1,8 @@
 """The ``process-scene`` flow: one Sentinel-2 product from disk to rows in the store.
 
 Read top to bottom, it is the product's straight line: ingest → detect → chips → heading →
-store. Each task calls one plain function of :mod:`pipeline`; the flow adds logging, retries
-and the run record in Prefect, nothing else.
+enrich → alerts → store. Each task calls one plain function of :mod:`pipeline`; the flow adds
+logging, retries and the run record in Prefect, nothing else.
 """
 
 from __future__ import annotations
@@ -14,12 +14,16 @@ from pathlib import Path
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
+from pipeline.alerts import AlertRules, alerts_for_records
 from pipeline.chips import cut_chips
+from pipeline.dedup import DEFAULT_OVERLAP_RADIUS_M
 from pipeline.detect import detect_vessels
+from pipeline.enrich import enrich_detections
 from pipeline.heading import estimate_headings, load_heading_model
 from pipeline.ingest import open_scene
 from pipeline.records import detection_records, scene_record
-from pipeline.store import Store
+from pipeline.reference import ReferenceLayers, load_reference_layers
+from pipeline.store import AlertRecord, DetectionRecord, Store
 from vesselwatch.settings import Settings
 
 
@@ -32,6 +36,7 @@ class ProcessSummary:
     n_detections: int
     n_headings: int
     seconds: dict[str, float] = field(default_factory=dict)
+    n_alerts: int = 0
 
 
 @dataclass
@@ -60,11 +65,40 @@ def infer_headings(chips: list, settings: Settings):
 
 
 @task(cache_policy=NO_CACHE)
-def store_scene(found: SceneDetections, headings, database_url: str) -> int:
-    """Replace the scene's rows in the store in one transaction; returns the detection count."""
-    records = detection_records(found.metadata, found.detections, headings)
-    Store.connect(database_url).replace_scene(scene_record(found.metadata, len(records)), records)
-    return len(records)
+def load_reference(settings: Settings) -> ReferenceLayers:
+    """Platforms, protected areas and coastline named by the settings (bundled demo sets by default)."""
+    return load_reference_layers(
+        platforms_path=settings.resolved_platforms_path(),
+        protected_areas_path=settings.resolved_protected_areas_path(),
+        coastline_path=settings.resolved_coastline_path(),
+        default_radius_km=settings.alert_radius_km,
+    )
+
+
+@task(cache_policy=NO_CACHE)
+def enrich(found: SceneDetections, layers: ReferenceLayers) -> list[dict]:
+    """Nearest platforms (ties kept), coast distance and nearby protected areas of each detection."""
+    return enrich_detections(found.detections, layers)
+
+
+@task(cache_policy=NO_CACHE)
+def build_records(found: SceneDetections, headings, enrichment: list[dict]) -> list[DetectionRecord]:
+    """The scene's detections as store records (deterministic ids)."""
+    return detection_records(found.metadata, found.detections, headings, enrichment)
+
+
+@task(cache_policy=NO_CACHE)
+def raise_alerts(records: list[DetectionRecord], layers: ReferenceLayers, settings: Settings) -> list[AlertRecord]:
+    """Vessels inside protected areas or heading into them within the look-ahead."""
+    return alerts_for_records(records, layers.areas, AlertRules(lookahead_km=settings.alert_lookahead_km))
+
+
+@task(cache_policy=NO_CACHE)
+def store_scene(found: SceneDetections, records: list[DetectionRecord], alerts: list[AlertRecord], database_url: str):
+    """Replace the scene's detections and alerts in one transaction, merging overlap copies of one pass."""
+    return Store.connect(database_url).replace_scene(
+        scene_record(found.metadata, len(records)), records, alerts, overlap_radius_m=DEFAULT_OVERLAP_RADIUS_M
+    )
 
 
 @flow(name="process-scene", log_prints=False)
@@ -92,11 +126,24 @@ def process_scene(product_path: str, database_url: str | None = None) -> Process
     seconds["heading"] = time.perf_counter() - started
 
     started = time.perf_counter()
-    n_stored = store_scene(found, headings, database_url)
+    layers = load_reference(settings)
+    enrichment = enrich(found, layers)
+    records = build_records(found, headings, enrichment)
+    seconds["enrich"] = time.perf_counter() - started
+
+    started = time.perf_counter()
+    alerts = raise_alerts(records, layers, settings)
+    seconds["alerts"] = time.perf_counter() - started
+
+    started = time.perf_counter()
+    stored = store_scene(found, records, alerts, database_url)
     seconds["store"] = time.perf_counter() - started
 
     n_headings = int((~headings.ambiguous & (headings.heading_deg == headings.heading_deg)).sum())
     logger.info(
-        "scene %s: %d detections, %d headings", found.metadata.product_id, n_stored, n_headings
+        "scene %s: %d detections, %d headings, %d alerts (%d overlap copies merged)",
+        found.metadata.product_id, stored.n_detections, n_headings, stored.n_alerts, len(stored.merged),
     )
-    return ProcessSummary(found.metadata.product_id, str(product_path), n_stored, n_headings, seconds)
+    return ProcessSummary(
+        found.metadata.product_id, str(product_path), stored.n_detections, n_headings, seconds, stored.n_alerts
+    )

@@ -31,11 +31,11 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from pipeline.reference import AreaMeasure
+from pipeline.reference import AreaMeasure, ReferenceLayers
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Enrichment", "enrich_positions"]
+__all__ = ["Enrichment", "enrich_detections", "enrich_positions"]
 
 #: Signature of a coast-distance function: ``(lon, lat) -> km`` over arrays.
 CoastDistance = Callable[[NDArray[np.float64], NDArray[np.float64]], NDArray[np.float64]]
@@ -91,6 +91,14 @@ class Enrichment:
             }
             for i in range(len(self))
         ]
+
+
+def enrich_detections(detections: Any, layers: ReferenceLayers) -> list[dict[str, Any]]:
+    """JSON-ready enrichment of a scene's :class:`pipeline.detect.Detections` (one dict each)."""
+    return enrich_positions(
+        detections.lon, detections.lat,
+        platforms=layers.platforms, coast_distance_km=layers.coast_distance_km, areas=layers.areas,
+    ).as_dicts()
 
 
 def enrich_positions(

@@ -49,6 +49,8 @@ __all__ = [
     "split_antimeridian",
     "AreaMeasure",
     "CoastDistance",
+    "ReferenceLayers",
+    "load_reference_layers",
 ]
 
 _PLATFORM_LON = ("longitude", "lon", "long", "lng", "x", "longitude_dd", "lon_dd", "surf_longitude")
@@ -627,3 +629,37 @@ class CoastDistance:
                 chord, _ = cKDTree(to_unit_vectors(dense[:, 0], dense[:, 1])).query(xyz)
                 distance = np.minimum(distance, angle_from_chord(chord) * EARTH_RADIUS_KM)
         return distance
+
+
+@dataclass(frozen=True)
+class ReferenceLayers:
+    """The reference layers one scene is measured against; a layer not configured is ``None``."""
+
+    platforms: Any | None = None
+    coast_distance_km: CoastDistance | None = None
+    areas: AreaMeasure | None = None
+
+
+def load_reference_layers(
+    *,
+    platforms_path: str | Path | None,
+    protected_areas_path: str | Path | None,
+    coastline_path: str | Path | None,
+    default_radius_km: float = 10.0,
+) -> ReferenceLayers:
+    """Load platforms, protected areas and the coastline (each optional: ``None`` path, no layer).
+
+    Raises
+    ------
+    InputError
+        When a given file is missing or unreadable (a configured layer is never silently dropped).
+    """
+    platforms = load_platforms(platforms_path) if platforms_path is not None else None
+    areas = None
+    if protected_areas_path is not None:
+        areas = load_protected_areas(protected_areas_path, default_radius_km=default_radius_km)
+    return ReferenceLayers(
+        platforms=platforms.index() if platforms is not None and len(platforms) else None,
+        coast_distance_km=CoastDistance.from_file(coastline_path) if coastline_path is not None else None,
+        areas=AreaMeasure(areas) if areas is not None and len(areas) else None,
+    )
