@@ -1,4 +1,4 @@
-"""GeoJSON export is RFC 7946 and round-trips through GDAL; the API serves the same features."""
+"""GeoJSON export is RFC 7946 and round-trips through GDAL (the API tests live in ``test_api_*.py``)."""
 
 from __future__ import annotations
 
@@ -7,12 +7,8 @@ import math
 from datetime import datetime, timezone
 
 import pyogrio
-from fastapi.testclient import TestClient
-
-from api.app import create_app
 from pipeline.export import detection_feature, write_features
 from pipeline.store import DetectionRecord, SceneRecord, Store
-from vesselwatch.settings import Settings
 
 T0 = datetime(2024, 5, 1, 10, 56, 31, tzinfo=timezone.utc)
 
@@ -54,12 +50,3 @@ def test_geopackage_round_trip(tmp_path):
     assert list(frame["scene_id"]) == ["A", "A"]
     assert frame["length_m"].tolist() == [40.0, 40.0]
 
-
-def test_api_serves_detections_as_geojson():
-    client = TestClient(create_app(Settings(), store=_store()))
-    assert client.get("/health").json()["detections"] == 2
-    response = client.get("/collections/detections/items", params={"limit": 1})
-    assert response.headers["content-type"].startswith("application/geo+json")
-    body = response.json()
-    assert body["type"] == "FeatureCollection" and body["numberReturned"] == 1
-    assert client.get("/collections/detections/items", params={"limit": 0}).status_code == 422

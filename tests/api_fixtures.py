@@ -1,0 +1,107 @@
+"""Shared builders for the API tests: a small store, reference layers and an app around them."""
+
+from __future__ import annotations
+
+import json
+from contextlib import contextmanager
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Iterator
+
+from fastapi.testclient import TestClient
+
+from api.app import create_app
+from api.resources import Resources
+from pipeline.reference import load_platforms, load_protected_areas
+from pipeline.store import AlertRecord, DetectionRecord, SceneRecord, Store
+from vesselwatch.settings import Settings
+
+T0 = datetime(2024, 5, 1, 10, 56, 31, tzinfo=timezone.utc)
+T1 = datetime(2024, 6, 1, 10, 56, 31, tzinfo=timezone.utc)
+
+PLATFORMS_CSV = """platform_id,name,lon,lat
+P-A,Alpha A,3.09,52.305
+P-B,Alpha B,3.09,52.305
+P-C,Charlie,3.45,52.15
+P-E,East,179.9,0.0
+P-W,West,-179.9,0.0
+P-M,Mirror,1.0,0.0
+P-N,Mirror twin,-1.0,0.0
+"""
+
+
+def write_reference(folder: Path) -> tuple[Path, Path]:
+    """A platform register with ties (shared site, mirror images) and areas, one across 180°."""
+    platforms = folder / "platforms.csv"
+    platforms.write_text(PLATFORMS_CSV)
+    areas = folder / "areas.geojson"
+    areas.write_text(json.dumps({
+        "type": "FeatureCollection",
+        "features": [
+            {"type": "Feature", "properties": {"WDPAID": 555, "NAME": "North Sea reserve", "MARINE": "2"},
+             "geometry": {"type": "Polygon", "coordinates": [[[3.0, 52.0], [3.5, 52.0], [3.5, 52.4], [3.0, 52.4],
+                                                              [3.0, 52.0]]]}},
+            {"type": "Feature", "properties": {"WDPAID": 777, "NAME": "Dateline reserve", "MARINE": "2"},
+             "geometry": {"type": "Polygon", "coordinates": [[[179.0, -1.0], [181.0, -1.0], [181.0, 1.0],
+                                                              [179.0, 1.0], [179.0, -1.0]]]}},
+        ],
+    }))
+    return platforms, areas
+
+
+def make_resources(folder: Path, heading_model=None) -> Resources:
+    platforms_path, areas_path = write_reference(folder)
+    resources = Resources.from_platforms(load_platforms(platforms_path), areas=load_protected_areas(areas_path),
+                                         heading_model=heading_model)
+    if heading_model is None:
+        resources.unavailable["heading-model"] = "not loaded in this test"
+    return resources
+
+
+def _detection(scene: str, n: int, lon: float, lat: float, when: datetime, **extra) -> DetectionRecord:
+    return DetectionRecord(detection_id=f"{scene}/{n}", scene_id=scene, lon=lon, lat=lat, row=64.0 + n,
+                           col=64.0 + n, length_m=40.0 + n, width_m=8.0, score=0.9, acquired=when, **extra)
+
+
+def make_store(url: str = "sqlite://") -> Store:
+    """Scene A (North Sea, May) with 3 detections and 2 alerts; scene B (dateline, June) with 2."""
+    store = Store.connect(url)
+    a = [
+        _detection("A", 0, 3.10, 52.30, T0, heading_deg=45.0, heading_uncertainty_deg=5.0, heading_ambiguous=False),
+        _detection("A", 1, 3.20, 52.20, T0, heading_deg=float("nan")),
+        _detection("A", 2, 4.50, 53.00, T0),
+    ]
+    alerts = [
+        AlertRecord(alert_id="A/0/555", scene_id="A", detection_id="A/0", area_id="555", kind="inside",
+                    severity="critical", lon=3.10, lat=52.30, distance_km=0.0, acquired=T0, area_name="North Sea"),
+        AlertRecord(alert_id="A/1/555", scene_id="A", detection_id="A/1", area_id="555", kind="approach",
+                    severity="medium", lon=3.20, lat=52.20, distance_km=2.0, acquired=T0, area_name="North Sea"),
+    ]
+    store.replace_scene(SceneRecord(scene_id="A", path="/nonexistent/A.SAFE", crs="EPSG:32631", width=10980,
+                                    height=10980, n_detections=3, acquired=T0), a, alerts)
+    b = [_detection("B", 0, 179.5, 0.5, T1), _detection("B", 1, -179.5, -0.5, T1 + timedelta(seconds=5))]
+    store.replace_scene(SceneRecord(scene_id="B", path="/nonexistent/B.SAFE", crs="EPSG:32660", width=10980,
+                                    height=10980, n_detections=2, acquired=T1), b)
+    return store
+
+
+@contextmanager
+def api_client(store: Store, resources: Resources | None, **settings: object) -> Iterator[TestClient]:
+    """A TestClient (lifespan run) for an app on ``store`` and ``resources``."""
+    app = create_app(Settings(**settings), store=store, resources=resources)
+    with TestClient(app, raise_server_exceptions=False) as client:
+        yield client
+
+
+def assert_problem(response, status: int | None = None, field: str | None = None) -> dict:
+    """The response is a 4xx problem document (naming ``field`` when given)."""
+    assert 400 <= response.status_code < 500, (response.status_code, response.text)
+    if status is not None:
+        assert response.status_code == status, (response.status_code, response.text)
+    assert response.headers["content-type"].startswith("application/problem+json"), response.headers
+    body = response.json()
+    assert body["status"] == response.status_code and body["title"]
+    if field is not None:
+        names = [p["name"] for p in body.get("invalid-params", [])]
+        assert field in names, body
+    return body
