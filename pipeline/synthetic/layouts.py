@@ -156,7 +156,9 @@ class ProductWriter:
         def convert(band: str) -> None:
             spec = self.band_files[band]
             spec.path.parent.mkdir(parents=True, exist_ok=True)
-            rasterio.shutil.copy(self._staging_path(band), spec.path, driver=driver, **options)
+            # No PAM sidecars (.aux.xml): ESA products have none, NODATA is stated in the metadata.
+            with rasterio.Env(GDAL_PAM_ENABLED="NO"):
+                rasterio.shutil.copy(self._staging_path(band), spec.path, driver=driver, **options)
 
         workers = max(1, min(len(self.band_files), os.cpu_count() or 1))
         with ThreadPoolExecutor(max_workers=workers) as pool:
