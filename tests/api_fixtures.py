@@ -105,3 +105,25 @@ def assert_problem(response, status: int | None = None, field: str | None = None
         names = [p["name"] for p in body.get("invalid-params", [])]
         assert field in names, body
     return body
+
+
+PRODUCT_TRANSFORM_ORIGIN = (500000.0, 5800000.0)  # EPSG:32631, 10 m pixels
+
+
+def write_band_folder(folder: Path, size: int = 200) -> Path:
+    """A tiny band-GeoTIFF product (B02 B03 B04 B08 B11, uint16 DN) with a bright hull at pixel (100, 100)."""
+    import numpy as np
+    import rasterio
+    from affine import Affine
+
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(3)
+    transform = Affine(10.0, 0.0, PRODUCT_TRANSFORM_ORIGIN[0], 0.0, -10.0, PRODUCT_TRANSFORM_ORIGIN[1])
+    for band, sea, hull in (("B02", 600, 2500), ("B03", 500, 2600), ("B04", 300, 2700), ("B08", 200, 4000),
+                            ("B11", 100, 3000)):
+        data = (sea + rng.normal(0, 20, (size, size))).astype(np.uint16)
+        data[98:103, 99:102] = hull
+        with rasterio.open(folder / f"T31UET_20240501T105631_{band}.tif", "w", driver="GTiff", width=size,
+                           height=size, count=1, dtype="uint16", crs="EPSG:32631", transform=transform) as dst:
+            dst.write(data, 1)
+    return folder
