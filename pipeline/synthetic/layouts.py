@@ -46,6 +46,9 @@ JP2_OPTIONS = {"QUALITY": "100", "REVERSIBLE": "YES", "YCC": "NO", "BLOCKXSIZE":
 COG_OPTIONS = {"COMPRESS": "DEFLATE", "PREDICTOR": "2", "BLOCKSIZE": "512", "OVERVIEWS": "AUTO", "RESAMPLING": "AVERAGE"}
 GTIFF_OPTIONS = {"tiled": True, "blockxsize": 512, "blockysize": 512, "compress": "deflate", "predictor": 2, "zlevel": 3}
 STAGING_OPTIONS = {"tiled": True, "blockxsize": 512, "blockysize": 512}
+#: OpenJPEG holds a whole band while encoding (about 0.5 GB for a full 10 m band): at most this many
+#: at once keeps a full tile under 2.5 GB of memory whatever the core count.
+MAX_PARALLEL_ENCODES = 3
 
 _SOLAR_IRRADIANCE = {"B01": 1874.3, "B02": 1959.75, "B03": 1824.93, "B04": 1512.79, "B05": 1425.78,
                      "B06": 1291.13, "B07": 1175.57, "B08": 1041.28, "B8A": 953.93, "B09": 817.58,
@@ -160,7 +163,7 @@ class ProductWriter:
             with rasterio.Env(GDAL_PAM_ENABLED="NO"):
                 rasterio.shutil.copy(self._staging_path(band), spec.path, driver=driver, **options)
 
-        workers = max(1, min(len(self.band_files), os.cpu_count() or 1))
+        workers = max(1, min(len(self.band_files), os.cpu_count() or 1, MAX_PARALLEL_ENCODES))
         with ThreadPoolExecutor(max_workers=workers) as pool:
             list(pool.map(convert, self.band_files))
 
