@@ -257,6 +257,27 @@ class ProtectedAreas:
     def __len__(self) -> int:
         return int(self.area_id.size)
 
+    @classmethod
+    def from_geometries(
+        cls,
+        area_ids: Sequence[str],
+        geometries: Sequence[BaseGeometry],
+        *,
+        alert_radius_km: float | Sequence[float] = 10.0,
+        names: Sequence[str | None] | None = None,
+    ) -> ProtectedAreas:
+        """Areas from lon/lat polygons (normalised with :func:`split_antimeridian`); other fields ``None``."""
+        n = len(area_ids)
+        nothing = np.full(n, None, dtype=object)
+        radius = np.broadcast_to(np.asarray(alert_radius_km, dtype=np.float64), (n,)).copy()
+        shapes = np.empty(n, dtype=object)
+        shapes[:] = [split_antimeridian(g) for g in geometries]
+        return cls(
+            np.array([str(a) for a in area_ids], dtype=object),
+            nothing.copy() if names is None else np.array(list(names), dtype=object),
+            nothing.copy(), nothing.copy(), nothing.copy(), radius, shapes,
+        )
+
     def take(self, index: Sequence[int] | NDArray[np.int64] | NDArray[np.bool_]) -> ProtectedAreas:
         """The areas at ``index`` (integer positions or a mask)."""
         return ProtectedAreas(
@@ -274,6 +295,12 @@ class ProtectedAreas:
             "marine": self.marine[i],
             "alert_radius_km": float(self.alert_radius_km[i]),
         }
+
+
+def _object_array(values: Sequence[Any]) -> NDArray[np.object_]:
+    out = np.empty(len(values), dtype=object)
+    out[:] = list(values)
+    return out
 
 
 def load_protected_areas(
@@ -332,7 +359,7 @@ def load_protected_areas(
         geometries.append(split_antimeridian(geometry))
     areas = ProtectedAreas(
         area_id, column("name", "orig_name"), column("desig", "desig_eng"), column("iucn_cat"), marine,
-        radius_km, np.array(geometries + [None], dtype=object)[:-1], str(path),
+        radius_km, _object_array(geometries), str(path),
     )
     if marine_only:
         areas = areas.take(np.array([m != "0" for m in marine], dtype=bool))
