@@ -80,7 +80,7 @@ def keypoints_in_chip(keypoints: Mapping[str, Mapping[str, float] | None] | None
     lon = np.array([kp["lon"] for kp in named.values()], dtype=float)
     lat = np.array([kp["lat"] for kp in named.values()], dtype=float)
     mx, my = to_map.transform(lon, lat)
-    px, py = ~chip.transform * (np.asarray(mx), np.asarray(my))
+    px, py = ~chip.transform @ (np.asarray(mx), np.asarray(my))
     return {name: (float(x), float(y)) for name, x, y in zip(named, np.atleast_1d(px), np.atleast_1d(py))}
 
 

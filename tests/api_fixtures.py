@@ -127,3 +127,28 @@ def write_band_folder(folder: Path, size: int = 200) -> Path:
                            height=size, count=1, dtype="uint16", crs="EPSG:32631", transform=transform) as dst:
             dst.write(data, 1)
     return folder
+
+
+def heading_model(folder: Path):
+    """The shipped heading model when present, else the same network freshly initialised and saved.
+
+    The API tests check the service's contract (the endpoint answers what the model answers for the
+    same pixels), not the model's accuracy (``test_heading_pipeline.py`` does that).
+    """
+    from models.inference import load_heading_model
+
+    shipped = Settings().resolved_heading_weights_path()
+    if shipped.exists():
+        return load_heading_model(shipped, fast=False, threads=1)
+    import torch
+
+    from models.inference import config_path_for
+    from models.network import create_model
+    from models.preprocess import PreprocessConfig
+
+    torch.manual_seed(0)
+    config = PreprocessConfig()
+    weights = folder / "wake_keypoints_test.pt"
+    torch.save(create_model(config.architecture, len(config.bands), config.input_size).state_dict(), weights)
+    config.to_json(config_path_for(weights))
+    return load_heading_model(weights, fast=False, threads=1)

@@ -158,7 +158,7 @@ def heading(
         from pipeline.chips import grid_north_deg
 
         height, width = chip.data.shape[1:]
-        cx, cy = chip.transform * (width / 2.0, height / 2.0)
+        cx, cy = chip.transform @ (width / 2.0, height / 2.0)
         grid_north = float(grid_north_deg(chip.crs, np.array([cx]), np.array([cy]))[0])
     item = SimpleNamespace(data=chip.data, band_names=chip.band_names, grid_north_deg=grid_north,
                            transform=chip.transform, crs=chip.crs)

@@ -1,0 +1,133 @@
+"""Vessels and headings: detail with alerts and nearest platform, the chip picture, uploaded chips."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+from pyproj import Transformer
+
+from api_fixtures import (PRODUCT_TRANSFORM_ORIGIN, T0, api_client, assert_problem, heading_model, make_resources,
+                          make_store, write_band_folder)
+from models.inference import predict_keypoints
+from pipeline.store import DetectionRecord, SceneRecord
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory):
+    return heading_model(tmp_path_factory.mktemp("model"))
+
+
+@pytest.fixture(scope="module")
+def client(tmp_path_factory, model):
+    folder = tmp_path_factory.mktemp("vessels")
+    store = make_store()
+    product = write_band_folder(folder / "S2_PRODUCT")
+    x, y = PRODUCT_TRANSFORM_ORIGIN[0] + 10 * 100.5, PRODUCT_TRANSFORM_ORIGIN[1] - 10 * 100.5
+    to_lonlat = Transformer.from_crs("EPSG:32631", "EPSG:4326", always_xy=True)
+    lon, lat = to_lonlat.transform(x, y)
+    hull_lon, hull_lat = to_lonlat.transform(x, y + 30.0)
+    wake_lon, wake_lat = to_lonlat.transform(x, y - 200.0)
+    record = DetectionRecord(
+        detection_id="P/0", scene_id="P", lon=lon, lat=lat, row=100.5, col=100.5, length_m=50.0, width_m=10.0,
+        score=0.95, acquired=T0, heading_deg=0.0, heading_uncertainty_deg=4.0, heading_ambiguous=False,
+        keypoints={"hull": {"x": 64.0, "y": 61.0, "lon": hull_lon, "lat": hull_lat},
+                   "wake_end": {"x": 64.0, "y": 84.0, "lon": wake_lon, "lat": wake_lat},
+                   "arm_left_end": None, "arm_right_end": None},
+    )
+    store.replace_scene(SceneRecord(scene_id="P", path=str(product), crs="EPSG:32631", width=200, height=200,
+                                    n_detections=1, acquired=T0), [record])
+    resources = make_resources(folder, heading_model=model)
+    with api_client(store, resources, api_max_upload_bytes=200_000) as client:
+        yield client
+
+
+def _png(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def test_vessel_detail_has_heading_keypoints_nearest_platform_and_alerts(client):
+    body = client.get("/vessels/A/0").json()
+    assert body["heading_deg"] == 45.0 and body["heading_ambiguous"] is False
+    assert body["nearest_platform"]["platform_ids"] == ["P-A", "P-B"]
+    assert [a["id"] for a in body["alerts"]] == ["A/0/555"]
+    assert any(link["href"].endswith("/vessels/A/0/chip.png") for link in body["links"])
+    unknown = client.get("/vessels/A/1").json()
+    assert unknown["heading_deg"] is None and unknown["alerts"][0]["properties"]["severity"] == "medium"
+    assert_problem(client.get("/vessels/nope"), 404, "detection_id")
+
+
+def test_chip_png_is_recut_from_the_product_with_keypoints_and_arrow(client):
+    response = client.get("/vessels/P/0/chip.png")
+    assert response.status_code == 200 and response.headers["content-type"] == "image/png"
+    image = np.asarray(Image.open(io.BytesIO(response.content)).convert("RGB"))
+    assert image.shape == (512, 512, 3)  # 128 px chip drawn 4x
+    red = (image[..., 0] > 200) & (image[..., 1] < 100) & (image[..., 2] < 100)
+    rows, cols = np.nonzero(red)
+    # Hull keypoint 3 px (30 m) up the grid from the centre: its ring is centred near (256, 244).
+    assert abs(np.median(cols) - 256) < 8 and abs(np.median(rows) - (64.5 - 3) * 4) < 10
+    white = (image.min(axis=-1) > 250)
+    arrow_rows, arrow_cols = np.nonzero(white)
+    assert arrow_rows.min() < 256 - 100 and abs(np.median(arrow_cols) - 256) < 10  # heading 0: straight up
+    # A scene whose product is gone: 404 problem, not 500.
+    assert_problem(client.get("/vessels/A/0/chip.png"), 404)
+
+
+def test_heading_of_an_uploaded_png_is_the_model_answer(client, model):
+    rng = np.random.default_rng(5)
+    rgb = (rng.uniform(0, 60, (64, 64, 3))).astype(np.uint8)
+    rgb[30:34, 31:33] = 250
+    response = client.post("/heading", files={"file": ("chip.png", _png(rgb), "image/png")})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    expected = predict_keypoints(model, np.moveaxis(rgb.astype(np.float32) / 255.0, -1, 0), ["B04", "B03", "B02"])
+    assert body["georeferenced"] is False and body["format"] == "png"
+    assert body["ambiguous"] == bool(expected.ambiguous[0])
+    if np.isfinite(expected.heading_grid_deg[0]):
+        assert body["heading_deg"] == pytest.approx(float(expected.heading_grid_deg[0]), abs=1e-6)
+    else:
+        assert body["heading_deg"] is None
+    assert body["keypoints"]["hull"]["x"] == pytest.approx(float(expected.keypoints_px[0, 0, 0]), abs=1e-6)
+
+
+def test_heading_of_a_geotiff_is_a_true_bearing_with_georeferenced_keypoints(client, model):
+    import rasterio
+    from affine import Affine
+
+    rng = np.random.default_rng(6)
+    data = (rng.normal(500, 20, (4, 64, 64))).astype(np.uint16)
+    data[:, 30:34, 31:33] = 3000
+    buffer = io.BytesIO()
+    transform = Affine(10, 0, 600000, 0, -10, 5800000)  # east of the UTM central meridian: grid north != north
+    with rasterio.MemoryFile() as memory:
+        with memory.open(driver="GTiff", width=64, height=64, count=4, dtype="uint16", crs="EPSG:32631",
+                         transform=transform) as dataset:
+            dataset.write(data)
+        buffer.write(memory.read())
+    body = client.post("/heading", files={"file": ("chip.tif", buffer.getvalue(), "image/tiff")}).json()
+    assert body["georeferenced"] is True and body["format"] == "geotiff"
+    assert body["bands"] == ["B02", "B03", "B04", "B08"]
+    assert 0.5 < body["grid_north_deg"] < 1.5
+    if body["heading_grid_deg"] is not None:
+        assert body["heading_deg"] == pytest.approx((body["heading_grid_deg"] + body["grid_north_deg"]) % 360)
+    hull = body["keypoints"]["hull"]
+    x, y = transform @ (hull["x"], hull["y"])
+    lon, lat = Transformer.from_crs("EPSG:32631", "EPSG:4326", always_xy=True).transform(x, y)
+    assert (hull["lon"], hull["lat"]) == (pytest.approx(lon, abs=1e-6), pytest.approx(lat, abs=1e-6))
+
+
+def test_bad_uploads_are_problems(client):
+    text = client.post("/heading", files={"file": ("chip.png", b"this is not an image", "image/png")})
+    assert_problem(text, 415, "file")
+    broken = client.post("/heading", files={"file": ("chip.png", b"\x89PNG\r\n\x1a\n" + b"\x00" * 50, "image/png")})
+    assert_problem(broken, 422, "file")
+    tiny = client.post("/heading", files={"file": ("chip.png", _png(np.zeros((8, 8, 3), np.uint8)), "image/png")})
+    assert_problem(tiny, 422, "file")
+    oversized = client.post("/heading", files={"file": ("chip.png", b"\x89PNG" + b"\x00" * 300_000, "image/png")})
+    assert_problem(oversized, 413)
+    assert_problem(client.post("/heading"), 422, "file")
+    assert_problem(client.post("/heading", files={"file": ("chip.png", b"", "image/png")}), 422, "file")
