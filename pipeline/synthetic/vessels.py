@@ -212,6 +212,9 @@ def render_vessels(model: SceneModel, vessels: Vessels, seed: int, *, pixel_m: f
         keypoints[i] = found.as_array() + np.array([col0, row0])
         delta = after - before
         changed = np.abs(delta).max(axis=0) > 1e-7
+        if changed[0].any() or changed[-1].any() or changed[:, 0].any() or changed[:, -1].any():
+            # The renderer drew up to the patch edge: its footprint outgrew the bound used here.
+            log.warning("vessel %d: wake may be clipped at its %d px patch", i, 2 * r + 1)
         rr, cc = np.nonzero(changed)
         rr, cc = rr + row0, cc + col0
         inside = (rr >= 0) & (rr < model.height) & (cc >= 0) & (cc < model.width)
