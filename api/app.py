@@ -51,9 +51,13 @@ def create_app(
         Reference layers and model to serve; default loaded from ``settings`` in the lifespan
         (once per process).
     webhooks
-        Alert webhook dispatcher to run in the background while the app is up; default none.
+        Alert webhook dispatcher to run in the background while the app is up; default one for
+        ``settings.api_webhook_urls`` when the settings have it, else none.
     """
     settings = settings or Settings()
+    if webhooks is None and getattr(settings, "api_webhook_urls", None):
+        # Settings fields proposed for the lead: api_webhook_urls (list) and api_webhook_secret.
+        webhooks = WebhookDispatcher(list(settings.api_webhook_urls), getattr(settings, "api_webhook_secret", ""))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

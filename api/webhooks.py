@@ -45,7 +45,7 @@ def sign(secret: str, timestamp: str, body: bytes) -> str:
     """``sha256=<hex>`` HMAC of ``"<timestamp>." + body`` with ``secret``.
 
     >>> sign("s3cret", "1700000000", b'{"a":1}')[:15]
-    'sha256=6b1bbc40'
+    'sha256=1698a50b'
     """
     digest = hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256).hexdigest()
     return f"sha256={digest}"
