@@ -347,7 +347,7 @@ def load_protected_areas(
         duplicates = sorted({a for a in area_id.tolist() if area_id.tolist().count(a) > 1})[:5]
         raise InputError(f"protected areas {path}: duplicate area ids {duplicates}")
     marine = np.array([None if v is None else _id_text(v) for v in column("marine")], dtype=object)
-    radius = column("alert_radius_km")
+    radius = column("alert_radius_km", "alert_radi")  # shapefiles cut field names at 10 characters
     radius_km = np.array([default_radius_km if v is None else float(v) for v in radius], dtype=np.float64)
     if (radius_km <= 0).any() or not np.isfinite(radius_km).all():
         raise InputError(f"protected areas {path}: ALERT_RADIUS_KM must be positive")
@@ -650,7 +650,7 @@ class CoastDistance:
         near &= (self._bounds[:, 3] >= south) & (self._bounds[:, 1] <= north)
         if near.any() and east - west <= 12.0 and north - south <= 12.0:  # one scene or a few: densify locally
             lines = np.array([shapely.LineString(self.lines[i]) for i in np.flatnonzero(near)])
-            clipped = shapely.clip_by_rect(lines, west, south, east, north)
+            clipped = shapely.clip_by_rect(lines, west - 0.01, south - 0.01, east + 0.01, north + 0.01)
             dense = shapely.get_coordinates(shapely.segmentize(clipped, 0.002))
             if len(dense):
                 chord, _ = cKDTree(to_unit_vectors(dense[:, 0], dense[:, 1])).query(xyz)
