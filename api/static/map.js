@@ -142,7 +142,7 @@
     }),
     load("vessels", "/collections/detections/items?limit=10000", addDetections),
   ]).then(function () {
-    if (bounds.isValid()) { map.fitBounds(bounds.pad(0.2), { maxZoom: 11 }); }
+    if (bounds.isValid()) { map.fitBounds(bounds.pad(0.2), { maxZoom: 11, animate: false }); }
     var legend = L.control({ position: "bottomright" });
     legend.onAdd = function () {
       var div = L.DomUtil.create("div", "legend");
@@ -157,7 +157,7 @@
     Object.keys(counts).forEach(function (k) { document.body.dataset[k] = String(counts[k]); });
     var open = params.get("open");
     if (open && vesselLayers[open]) {
-      map.setView(vesselLayers[open].getLatLng(), 11);
+      map.setView(vesselLayers[open].getLatLng(), 10, { animate: false });
       vesselLayers[open].openPopup();
     }
     document.body.dataset.loaded = "true";
