@@ -237,3 +237,15 @@ def test_rewriting_a_directory_replaces_the_earlier_product(tmp_path):
     assert (tmp_path / "notes.txt").read_text() == "mine", "files that are not ours are kept"
     third = write_product(tmp_path, seed=3, size_px=64, layout="safe", n_vessels=0)
     assert list(tmp_path.glob("*.SAFE")) == [third.product_path] and not list(tmp_path.glob("*.tif"))
+
+
+@pytest.mark.parametrize("level", ["L1C", "L2A"])
+def test_gdal_sentinel2_driver_reads_the_safe(products, level):
+    """GDAL's own SENTINEL2 driver understands the SAFE metadata: the product is shaped like ESA's."""
+    info = products[("safe", level)]
+    metadata = info.product_path / f"MTD_MSI{level}.xml"
+    with rasterio.open(f"SENTINEL2_{level}:{metadata}:10m:EPSG_32631") as dataset:
+        assert dataset.crs.to_epsg() == 32631 and dataset.transform == ORIGIN
+        assert [d.split(",")[0] for d in dataset.descriptions][:4] == ["B4", "B3", "B2", "B8"]
+        nir = dataset.read(4)
+    np.testing.assert_array_equal(nir, read_bands(info)["B08"])

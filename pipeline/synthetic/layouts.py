@@ -376,6 +376,12 @@ def _product_metadata_xml(d: ProductMetadata, band_files: dict[str, BandFile], s
     _sub(datatake, "DATATAKE_SENSING_START", _iso(identity.acquired))
     _sub(datatake, "SENSING_ORBIT_NUMBER", identity.relative_orbit)
     _sub(datatake, "SENSING_ORBIT_DIRECTION", "DESCENDING")
+    query = _sub(info, "Query_Options", completeSingleTile="true")
+    _sub(query, "PRODUCT_FORMAT", "SAFE_COMPACT")
+    band_list = _sub(query, "Band_List")
+    for band in band_files:
+        if band != "SCL":
+            _sub(band_list, "BAND_NAME", band.replace("B0", "B"))
     organisation = _sub(info, "Product_Organisation" if not l2a else "L2A_Product_Organisation")
     granules = _sub(_sub(organisation, "Granule_List"), "Granule", granuleIdentifier=identity.granule_id,
                     imageFormat="JPEG2000")
