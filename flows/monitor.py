@@ -13,7 +13,8 @@ product, a bug that a product triggers) quarantines the product with its reason 
 pass goes on. See :mod:`pipeline.registry` for why a process killed mid-scene loses nothing.
 """
 
-from __future__ import annotations
+# No `from __future__ import annotations`: Prefect builds the flow's parameter model from these
+# annotations in the flow-run process, where names such as ProgressCallback must be real objects.
 
 import errno
 import logging

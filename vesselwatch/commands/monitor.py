@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import re
 from dataclasses import asdict
 from datetime import timedelta
@@ -86,6 +87,7 @@ def monitor(
         raise typer.Exit(2)
     if not verbose:
         quiet_prefect_console()
+        logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per API call otherwise
     database_url = db or Settings().resolved_database_url()
     options = {"database_url": database_url, "concurrency": concurrency, "dask_address": dask_address,
                "max_attempts": max_attempts, "settle_seconds": settle_seconds}
