@@ -1,43 +1,50 @@
 """Find vessels: bright targets over water, in units of the local sea's own statistics (CFAR).
 
 The scene is processed in overlapping blocks so a full 10980 x 10980 tile never sits in memory
-at once. In each block:
+at once (about 0.8 GB peak for a tile). In each block:
 
-1. **Water**: SCL class 6 when present (cloud shadow and thin cirrus by NDWI), else NDWI in the coastal belt and land polygons elsewhere
-   (:mod:`pipeline.water`); small enclosed non-water blobs (the vessels themselves) are filled.
-2. **Cloud**: SCL cloud classes, else a smooth area bright in blue and SWIR (B02 and B11 averaged
-   over ``cloud_box_px``). Clouds are bright in every band and large; hulls are small.
-3. **Background**: local mean and standard deviation of NIR (B08, where the sea is darkest and
-   hulls brightest) over water, in a ``background_box_px`` box, computed with separable box
-   filters of the masked sums (Σw, Σwx, Σwx²). Twice: the second pass leaves out the bright
-   outliers of the first, so large hulls do not inflate their own background.
-4. **Test**: ``z = (nir − mean) / sigma``. Pixels with ``z > z_low`` form candidates (8-connected
-   components); a component is kept when its peak reaches ``z_peak`` and its peak contrast over
-   the sea ``(peak − mean) / mean`` reaches ``min_contrast``. Units of sigma and ratios to the
-   mean make the test blind to the radiometric scale.
-5. **Shape**: excess-weighted centroid and second moments give the position, length, width and
-   orientation; components larger than a ship or mostly cloud are dropped.
+1. **Water** (:mod:`pipeline.water`): SCL class 6 when present (pixels SCL calls cloud shadow
+   or thin cirrus are water when their NDWI says so), else NDWI in the belt around the Natural
+   Earth coast and the land polygons elsewhere. Small non-water blobs enclosed by water (the
+   vessels themselves) are filled; small water bodies (ponds, shadows on land) are dropped.
+   SCL cloud (classes 8, 9) is not searched.
+2. **Background**: the sea's level and sigma of NIR (B08, where the sea is darkest and hulls
+   brightest) per 8 x 8 pixel cell (median, and 84th percentile minus median), median-filtered
+   over 5 x 5 cells: robust to the hulls themselves (:func:`robust_background`). Sigma is
+   floored at a fraction of the block's MAD sigma and of the local level.
+3. **Test**: ``z = (nir − level) / sigma``. Pixels with ``z > z_low`` form 8-connected
+   components; a component is kept when its peak reaches ``z_peak``, its peak excess reaches
+   ``min_contrast`` times the level and ``min_excess`` in reflectance, it has at most
+   ``max_area_px`` pixels and does not touch land. Units of sigma and ratios to the level make
+   the test blind to the radiometric scale (``min_excess`` only trims clutter of clipped, very
+   dark seas).
+4. **Cloud**: clouds are white (same excess in blue as in NIR); steel hulls are brightest in NIR.
+   A component whose blue (B02) excess exceeds ``max_blue_ratio`` times its NIR excess, on its
+   brightest pixels, is dropped.
+5. **Shape**: centroid and second moments weighted by the excess above 30 % of the peak (so
+   faint wake foam does not pull the centre) give position, length, width and orientation.
 
 Only detections whose centroid lies in a block's core (non-overlap) part are kept, so each vessel
 is reported once.
+
+Known limits: vessels moored against a quay are dropped with the shore (component touching
+land), and white hulls fail the cloud test; both cost recall in ports (see ``docs/detection.md``).
 """
 
 from __future__ import annotations
 
 import logging
-import math
 from dataclasses import dataclass, fields
 from pathlib import Path
 
 import numpy as np
-from pyproj import Geod, Transformer
+from pyproj import Transformer
 from rasterio.windows import Window
 from rasterio.windows import transform as window_transform
 from scipy import ndimage
 
 from pipeline.ingest import Scene, SceneMetadata, iter_windows
 from pipeline.water import (
-    SCL_CIRRUS,
     SCL_CLOUD,
     SCL_VEILED,
     SCL_WATER,
@@ -57,7 +64,6 @@ log = logging.getLogger(__name__)
 #: The bundled Natural Earth 1:10m land polygons.
 DEFAULT_LAND_PATH = PROJECT_DIR / "data" / "naturalearth" / "ne_10m_land.json.gz"
 
-_GEOD = Geod(ellps="WGS84")
 
 
 @dataclass(frozen=True)
@@ -76,11 +82,10 @@ class DetectorConfig:
     min_excess : float
         Minimum peak excess over the sea in reflectance (after the scene's scaling, assumed or
         known): removes faint clutter where the sea is so dark and clipped that sigma is ~0.
-    max_blue_ratio, max_ring_sigma : float
+    max_blue_ratio : float
         A component whose blue (B02) excess over the sea exceeds ``max_blue_ratio`` of its NIR
-        excess (on its brightest pixels) is white like a cloud; it is dropped when it lies in the
-        cloud context or its edge fades into the sea (mean z of the 2 px ring around it above
-        ``max_ring_sigma``). Steel hulls are NIR-bright and end sharply.
+        excess (on its brightest pixels) is white like a cloud and dropped; ``inf`` disables
+        the test. Steel hulls are NIR-bright.
     min_water_px : int
         Water bodies smaller than this (ponds, shadows on land) are not searched, pixels.
     sigma_floor_fraction : float
@@ -89,10 +94,6 @@ class DetectorConfig:
         Component size limits, pixels.
     max_length_m : float
         Longest plausible vessel.
-    cloud_blue_excess, cloud_box_px, cloud_margin_px
-        Cloud context: where a ``cloud_box_px`` average of B02 exceeds the open sea's by
-        ``cloud_blue_excess`` (reflectance), or SCL says cloud or cirrus, grown by ``cloud_margin_px``.
-        There a component must also pass the ``max_blue_ratio`` test.
     coast_buffer_m : float
         Half-width of the belt around the Natural Earth coast where NDWI decides water.
     ndwi_threshold : float
@@ -103,8 +104,8 @@ class DetectorConfig:
         Sigma never below this fraction of the block's robust (MAD) sigma of the sea, so a dark
         quantised sea with a near-zero local sigma does not turn noise into targets.
     land_contact_z : float
-        Peak (in sigma) a component touching land must reach: mixed shore pixels, piers and
-        bridges are bright next to water, so only strong targets there count (docked vessels).
+        Peak (in sigma) a component touching land must reach; ``inf`` (default) drops them all:
+        mixed shore pixels, piers and bridges are bright next to water.
     block_px, overlap_px : int
         Processing block size and overlap.
     """
@@ -116,15 +117,11 @@ class DetectorConfig:
     min_contrast: float = 0.5
     min_excess: float = 0.015
     max_blue_ratio: float = 0.85
-    max_ring_sigma: float = -np.inf
     min_water_px: int = 2500
     sigma_floor_fraction: float = 0.01
     min_area_px: int = 1
     max_area_px: int = 900
     max_length_m: float = 500.0
-    cloud_blue_excess: float = 0.015
-    cloud_box_px: int = 31
-    cloud_margin_px: int = 25
     coast_buffer_m: float = 1000.0
     ndwi_threshold: float = 0.0
     max_hole_px: int = 900
@@ -157,9 +154,6 @@ class Detections:
         Peak excess over the local sea in units of its sigma.
     blue_ratio : numpy.ndarray
         Blue (B02) excess over the sea as a fraction of the NIR excess, on the hull's pixels.
-    ring_sigma : numpy.ndarray
-        Mean excess (in sigma, clipped to [-3, 6]) of the sea just around the component: about 0
-        for a sharp hull, high for the soft edge of a cloud wisp.
     area_px : numpy.ndarray
         Pixels in the component (int).
     """
@@ -176,7 +170,6 @@ class Detections:
     score: np.ndarray
     peak_sigma: np.ndarray
     blue_ratio: np.ndarray
-    ring_sigma: np.ndarray
     area_px: np.ndarray
 
     def __len__(self) -> int:
@@ -211,7 +204,6 @@ class _Components:
     angle_rad: np.ndarray  # long axis angle from +col toward +row
     peak_sigma: np.ndarray
     blue_ratio: np.ndarray
-    ring_sigma: np.ndarray
     area_px: np.ndarray
 
 
@@ -270,7 +262,6 @@ def _detect_block(scene: Scene, read_window: Window, core: Window, land: LandPol
     nir = scene.read("B08", read_window)
     scl = scene.read_scl(read_window)
     blue = scene.read("B02", read_window) if "B02" in scene.band_names else None
-    swir = scene.read("B11", read_window) if "B11" in scene.band_names else None
 
     if scl is not None:
         water = scl == SCL_WATER
@@ -295,12 +286,11 @@ def _detect_block(scene: Scene, read_window: Window, core: Window, land: LandPol
     n_water_core = int(water[int(core.row_off) - row0:int(core.row_off) - row0 + int(core.height),
                              int(core.col_off) - col0:int(core.col_off) - col0 + int(core.width)].sum())
     sea = water & ~cloud
-    cloudy = _cloud_context(blue, scl, sea, config)
     if not sea.any():
-        return tuple(np.zeros(0) for _ in range(9)), n_water_core
+        return tuple(np.zeros(0) for _ in range(8)), n_water_core
 
     land = ndimage.binary_dilation(~water & np.isfinite(nir), structure=np.ones((3, 3), bool))
-    components = _cfar_components(np.where(sea, nir, 0.0).astype(np.float32), sea, cloudy, land, config,
+    components = _cfar_components(np.where(sea, nir, 0.0).astype(np.float32), sea, land, config,
                                   blue=None if blue is None else np.where(sea, blue, 0.0).astype(np.float32))
     # Keep what belongs to this block's core.
     row = components.row + row0
@@ -308,30 +298,8 @@ def _detect_block(scene: Scene, read_window: Window, core: Window, land: LandPol
     in_core = ((row >= core.row_off) & (row < core.row_off + core.height)
                & (col >= core.col_off) & (col < core.col_off + core.width))
     out = (row, col, components.var_major, components.var_minor, components.angle_rad,
-           components.peak_sigma, components.blue_ratio, components.ring_sigma, components.area_px)
+           components.peak_sigma, components.blue_ratio, components.area_px)
     return tuple(a[in_core] for a in out), n_water_core
-
-
-def _cloud_context(blue: np.ndarray | None, scl: np.ndarray | None, sea: np.ndarray,
-                   config: DetectorConfig) -> np.ndarray:
-    """Where clouds are near: SCL cloud or cirrus, or a wide area brighter in blue than the open sea.
-
-    Grown by ``cloud_margin_px``: the ragged, thin edges of a cloud are where cloud texture looks
-    most like small bright targets.
-    """
-    shape = sea.shape
-    cloudy = np.isin(scl, SCL_CLOUD + SCL_CIRRUS) if scl is not None else np.zeros(shape, bool)
-    if blue is not None and sea.any():
-        sea_blue = float(np.median(blue[sea][:: max(1, int(sea.sum()) // 200_000)]))
-        # Mean blue of the sea alone around each pixel: bright land must not look like cloud.
-        weight = ndimage.uniform_filter(sea.astype(np.float32), config.cloud_box_px)
-        total = ndimage.uniform_filter(np.where(sea, blue, 0.0).astype(np.float32), config.cloud_box_px)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            cloudy |= (weight > 0.05) & (total / weight - sea_blue > config.cloud_blue_excess)
-    if cloudy.any():
-        size = 2 * config.cloud_margin_px + 1
-        cloudy = ndimage.uniform_filter(cloudy.astype(np.float32), size) > 1e-6
-    return cloudy
 
 
 def _robust_sigma(values: np.ndarray, max_samples: int = 200_000) -> float:
@@ -351,8 +319,8 @@ def robust_background(values: np.ndarray, mask: np.ndarray, *, cell_px: int = 8,
     pixels is the level and (84th percentile − median) the sigma (the bright side, because sea
     clutter is skewed bright and dark seas are clipped at zero), so a hull filling less than a
     sixth of a cell changes neither. Both are then median-filtered over ``cells`` x ``cells``
-    cells (a hull covering whole cells is voted out) and expanded back to pixels. Cells without enough masked pixels take their nearest
-    neighbour's values.
+    cells (a hull covering whole cells is voted out) and expanded back to pixels. Cells without
+    enough masked pixels take their nearest neighbour's values.
 
     Parameters
     ----------
@@ -393,35 +361,19 @@ def robust_background(values: np.ndarray, mask: np.ndarray, *, cell_px: int = 8,
     return level.astype(np.float32), sigma.astype(np.float32)
 
 
-def _masked_stats(values: np.ndarray, weights: np.ndarray, box: int) -> tuple[np.ndarray, np.ndarray]:
-    """Local mean and standard deviation of ``values`` where ``weights`` is 1, over a box."""
-    s0 = ndimage.uniform_filter(weights, box, mode="constant")
-    wx = values * weights
-    s1 = ndimage.uniform_filter(wx, box, mode="constant")
-    wx *= values
-    s2 = ndimage.uniform_filter(wx, box, mode="constant")
-    del wx
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mean = s1 / s0
-        s2 /= s0
-        s2 -= mean * mean
-    np.maximum(s2, 0.0, out=s2)
-    return mean, np.sqrt(s2, out=s2)
-
-
-def _cfar_components(nir: np.ndarray, sea: np.ndarray, cloudy: np.ndarray, land: np.ndarray,
+def _cfar_components(nir: np.ndarray, sea: np.ndarray, land: np.ndarray,
                      config: DetectorConfig, *, blue: np.ndarray | None = None) -> _Components:
     """Bright components of ``nir`` over ``sea`` and their weighted moments (block pixels)."""
-    mean2, sigma2 = robust_background(nir, sea, cell_px=config.cell_px, cells=config.background_cells)
+    level, sigma = robust_background(nir, sea, cell_px=config.cell_px, cells=config.background_cells)
     block_sigma = np.float32(config.block_sigma_fraction * _robust_sigma(nir[sea]))
-    sigma2 = np.maximum(sigma2, np.maximum(np.float32(config.sigma_floor_fraction) * np.abs(mean2), block_sigma))
-    excess = nir - mean2
+    sigma = np.maximum(sigma, np.maximum(np.float32(config.sigma_floor_fraction) * np.abs(level), block_sigma))
+    excess = nir - level
     with np.errstate(invalid="ignore", divide="ignore"):
-        z = excess / sigma2
+        z = excess / sigma
     candidates = sea & (z > config.z_low)
     labels, count = ndimage.label(candidates, structure=np.ones((3, 3), bool))
     if count == 0:
-        return _Components(*(np.zeros(0) for _ in range(9)))
+        return _Components(*(np.zeros(0) for _ in range(8)))
 
     idx = np.flatnonzero(labels)
     lab = labels.ravel()[idx]
@@ -434,12 +386,8 @@ def _cfar_components(nir: np.ndarray, sea: np.ndarray, cloudy: np.ndarray, land:
     np.maximum.at(peak, lab, zz)
     peak_excess = np.zeros(n)
     np.maximum.at(peak_excess, lab, ex)
-    mean_at = mean2.ravel()[idx]
-    peak_mean = np.zeros(n)
-    peak_mean[lab] = 0.0
-    # Background mean at each component (average over its pixels).
-    peak_mean = np.bincount(lab, weights=mean_at, minlength=n) / np.maximum(area, 1)
-    cloud_fraction = np.bincount(lab, weights=cloudy.ravel()[idx], minlength=n) / np.maximum(area, 1)
+    # The sea's level under each component (average over its pixels).
+    level_at = np.bincount(lab, weights=level.ravel()[idx], minlength=n) / np.maximum(area, 1)
     touches_land = np.bincount(lab, weights=land.ravel()[idx], minlength=n) > 0
 
     # Weights: excess above 30 % of the component's peak, so faint wake foam does not pull the centre.
@@ -447,8 +395,8 @@ def _cfar_components(nir: np.ndarray, sea: np.ndarray, cloudy: np.ndarray, land:
     w[w == 0] = 1e-9
     blue_ratio = np.zeros(n)
     if blue is not None:
-        # Hulls are brightest in NIR; clouds are white and foam is brightest in blue. Weighted like
-        # the centroid, so the hull's own pixels decide, not the wake it is merged with.
+        # Hulls are brightest in NIR; clouds are white and wake foam bluish. Weighted like the
+        # centroid, so the hull's own pixels decide, not the wake it is merged with.
         blue_level, _ = robust_background(blue, sea, cell_px=config.cell_px, cells=config.background_cells)
         blue_excess = np.bincount(lab, weights=w * (blue.ravel()[idx] - blue_level.ravel()[idx]),
                                   minlength=n)
@@ -456,13 +404,6 @@ def _cfar_components(nir: np.ndarray, sea: np.ndarray, cloudy: np.ndarray, land:
         with np.errstate(invalid="ignore", divide="ignore"):
             blue_ratio = np.where(nir_excess > 0, blue_excess / nir_excess, np.inf)
     sw = np.bincount(lab, weights=w, minlength=n)
-    # The sea just outside each component (2 px ring): a hull ends sharply, a cloud wisp fades.
-    grown = ndimage.grey_dilation(labels, size=(5, 5))
-    ring = (grown > 0) & (labels == 0) & sea
-    ring_lab = grown[ring]
-    ring_count = np.bincount(ring_lab, minlength=n)
-    ring_sigma = np.bincount(ring_lab, weights=np.clip(z[ring], -3.0, 6.0).astype(np.float64), minlength=n)
-    ring_sigma = ring_sigma / np.maximum(ring_count, 1)
     r_mean = np.bincount(lab, weights=w * rr, minlength=n) / sw
     c_mean = np.bincount(lab, weights=w * cc, minlength=n) / sw
     dr = rr - r_mean[lab]
@@ -477,29 +418,28 @@ def _cfar_components(nir: np.ndarray, sea: np.ndarray, cloudy: np.ndarray, land:
     angle = 0.5 * np.arctan2(2.0 * crc, ccc - crr)
 
     with np.errstate(invalid="ignore", divide="ignore"):
-        contrast = peak_excess / np.abs(peak_mean)
+        contrast = peak_excess / np.abs(level_at)
     keep = (
         (peak >= config.z_peak)
         & (contrast >= config.min_contrast)
         & (peak_excess >= config.min_excess)
         & (area >= config.min_area_px)
         & (area <= config.max_area_px)
-        # White and (near cloud or fading into the sea) is cloud; white and sharp may be a white hull.
-        & ~((blue_ratio > config.max_blue_ratio) & ((cloud_fraction >= 0.5) | (ring_sigma > config.max_ring_sigma)))
+        & (blue_ratio <= config.max_blue_ratio)
         & (~touches_land | (peak >= config.land_contact_z))
     )
     keep[0] = False
     sel = np.flatnonzero(keep)
     return _Components(
         row=r_mean[sel] + 0.5, col=c_mean[sel] + 0.5, var_major=var_major[sel], var_minor=var_minor[sel],
-        angle_rad=angle[sel], peak_sigma=peak[sel], blue_ratio=blue_ratio[sel], ring_sigma=ring_sigma[sel],
+        angle_rad=angle[sel], peak_sigma=peak[sel], blue_ratio=blue_ratio[sel],
         area_px=area[sel],
     )
 
 
 def _to_detections(found: tuple[np.ndarray, ...], metadata: SceneMetadata, pixel_m: float,
                    config: DetectorConfig) -> Detections:
-    row, col, var_major, var_minor, angle, peak, blue_ratio, ring, area = found
+    row, col, var_major, var_minor, angle, peak, blue_ratio, area = found
     x, y = metadata.transform * (col, row)
     x, y = np.asarray(x, float), np.asarray(y, float)
     to_lonlat = Transformer.from_crs(metadata.crs, "EPSG:4326", always_xy=True)
@@ -513,6 +453,6 @@ def _to_detections(found: tuple[np.ndarray, ...], metadata: SceneMetadata, pixel
         row=row.astype(float), col=col.astype(float), lon=np.asarray(lon, float), lat=np.asarray(lat, float),
         x=x, y=y, length_m=length_m, width_m=width_m, orientation_deg=orientation,
         score=1.0 - np.exp(-np.asarray(peak, float) / 10.0), peak_sigma=np.asarray(peak, float),
-        blue_ratio=np.asarray(blue_ratio, float), ring_sigma=np.asarray(ring, float),
+        blue_ratio=np.asarray(blue_ratio, float),
         area_px=np.asarray(area, np.int64),
     )
