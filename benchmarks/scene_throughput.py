@@ -46,11 +46,37 @@ def run_once(product: str, block_px: int, chip_px: int) -> dict:
         chipped = time.perf_counter()
         size = (scene.metadata.height, scene.metadata.width)
     peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    recall, precision = truth_scores(Path(product), detections.row, detections.col)
     return {
+        "recall": recall, "precision": precision,
         "pixels": size, "detections": len(detections), "chips": len(chips),
         "open_s": opened - started, "detect_s": detected - opened, "chips_s": chipped - detected,
         "total_s": chipped - started, "peak_rss_gb": peak_kb / 1024**2,
     }
+
+
+def truth_scores(product: Path, row, col) -> tuple[float | None, float | None]:
+    """Recall (vessels >= 20 m not under cloud) and precision against a synthetic ``truth.geojson``.
+
+    A vessel is found when a detection lies within max(30 m, length / 2) of its hull centre
+    (pixel distance x 10 m); a detection is correct when it lies that close to any vessel.
+    """
+    import numpy as np
+
+    folder = product if product.is_dir() and not product.suffix == ".SAFE" else product.parent
+    truth_path = folder / "truth.geojson"
+    if not truth_path.exists():
+        return None, None
+    vessels = [f["properties"] for f in json.loads(truth_path.read_text())["features"]]
+    t_row = np.array([v["row"] for v in vessels])
+    t_col = np.array([v["col"] for v in vessels])
+    tolerance_px = np.maximum(30.0, np.array([v["length_m"] for v in vessels]) / 2) / 10.0
+    scored = np.array([v["length_m"] >= 20 and not v["under_cloud"] for v in vessels])
+    if len(row) == 0 or len(vessels) == 0:
+        return 0.0, None
+    distance = np.hypot(np.asarray(row)[:, None] - t_row[None, :], np.asarray(col)[:, None] - t_col[None, :])
+    close = distance <= tolerance_px[None, :]
+    return float(close[:, scored].any(axis=0).mean()), float(close.any(axis=1).mean())
 
 
 def main() -> None:
@@ -93,13 +119,14 @@ def main() -> None:
         rows.append((name, json.loads(result.stdout.strip().splitlines()[-1]), ""))
 
     print(f"product: {product}")
-    print("| run | pixels | detections | chips | open s | detect s | chips s | total s | peak RSS GB |")
-    print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
+    print("| run | pixels | detections | recall | precision | open s | detect s | chips s | total s | peak RSS GB |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for name, r, error in rows:
         if r is None:
-            print(f"| {name} | failed: {error} | | | | | | | |")
+            print(f"| {name} | failed: {error} | | | | | | | | |")
             continue
-        print(f"| {name} | {r['pixels'][0]}x{r['pixels'][1]} | {r['detections']} | {r['chips']} | {r['open_s']:.1f} | "
+        scores = " | ".join("n/a" if r[k] is None else f"{r[k]:.3f}" for k in ("recall", "precision"))
+        print(f"| {name} | {r['pixels'][0]}x{r['pixels'][1]} | {r['detections']} | {scores} | {r['open_s']:.1f} | "
               f"{r['detect_s']:.1f} | {r['chips_s']:.1f} | {r['total_s']:.1f} | {r['peak_rss_gb']:.2f} |")
     print("target: total <= 60 s, peak RSS <= 2.5 GB")
 
