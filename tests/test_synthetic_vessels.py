@@ -61,7 +61,7 @@ def test_truth_is_rfc7946_with_every_property(coastal):
         assert 0.0 <= p["heading_deg"] < 360.0
         # The point is the hull centre: lon/lat of pixel (col, row) on the product grid.
         x, y = to_utm.transform(*feature["geometry"]["coordinates"])
-        col, row = ~info.transform * (x, y)
+        col, row = ~info.transform @ (x, y)
         assert col == pytest.approx(p["col"], abs=1e-3) and row == pytest.approx(p["row"], abs=1e-3)
         assert 0 <= p["row"] < info.height and 0 <= p["col"] < info.width
         # True heading = grid heading + convergence.

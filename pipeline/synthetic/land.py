@@ -61,8 +61,8 @@ def rasterize_land(land: shapely.Geometry, transform: Affine, shape_rc: tuple[in
     if land.is_empty:
         return np.zeros(shape_rc, dtype=bool)
     height, width = shape_rc
-    west, north = transform * (0, 0)
-    east, south = transform * (width, height)
+    west, north = transform @ (0, 0)
+    east, south = transform @ (width, height)
     window_box = box(min(west, east), min(south, north), max(west, east), max(south, north))
     clipped = shapely.clip_by_rect(land, *window_box.bounds)
     if clipped.is_empty:

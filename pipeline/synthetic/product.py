@@ -258,7 +258,7 @@ def _shadow_shift_rc(rng: np.random.Generator, zenith_deg: float, azimuth_deg: f
     """Offset (rows, cols) from a cloud to its shadow: away from the sun by ``height * tan(zenith)``."""
     cloud_height_m = float(rng.uniform(1000.0, 3000.0))
     distance_px = cloud_height_m * np.tan(np.radians(min(zenith_deg, 75.0))) / PIXEL_M
-    x, y = transform * (size_px / 2, size_px / 2)
+    x, y = transform @ (size_px / 2, size_px / 2)
     grid_bearing = np.radians(azimuth_deg + 180.0 - float(grid_north_deg(epsg, x, y)))
     return float(-distance_px * np.cos(grid_bearing)), float(distance_px * np.sin(grid_bearing))
 

@@ -164,7 +164,7 @@ def grid_north_deg(crs: CRS | int | str, x: np.ndarray, y: np.ndarray) -> np.nda
 
 
 def _apply(transform: Affine, col: np.ndarray, row: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Vectorised ``transform * (col, row)``."""
+    """Vectorised ``transform @ (col, row)``."""
     a, b, c, d, e, f = transform.a, transform.b, transform.c, transform.d, transform.e, transform.f
     return a * col + b * row + c, d * col + e * row + f
 

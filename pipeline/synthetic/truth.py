@@ -47,7 +47,7 @@ def write_truth(path: Path, vessels: Vessels, keypoints_px: np.ndarray, transfor
     kp_lon, kp_lat = pixel_to_lonlat(transform, epsg, flat[:, 0], flat[:, 1])
     kp_lon = np.asarray(kp_lon).reshape(n, 4)
     kp_lat = np.asarray(kp_lat).reshape(n, 4)
-    x, y = transform * (vessels.col, vessels.row)
+    x, y = transform @ (vessels.col, vessels.row)
     convergence = grid_north_deg(epsg, np.asarray(x), np.asarray(y)) if n else np.empty(0)
     features = []
     for i in range(n):

@@ -166,7 +166,7 @@ def place_vessels(rng: np.random.Generator, attributes: dict[str, np.ndarray], m
     index = np.asarray(placed_index, dtype=np.int64)[order]
     xy = np.asarray(placed_xy, dtype=np.float64).reshape(-1, 2)[order]
     col, row = xy[:, 0], xy[:, 1]
-    map_x, map_y = model.transform * (col, row)
+    map_x, map_y = model.transform @ (col, row)
     heading_grid = attributes["heading_grid_deg"][index]
     heading_true = np.mod(heading_grid + grid_north_deg(model.crs, map_x, map_y), 360.0)
     rows_i, cols_i = np.floor(row).astype(np.int64), np.floor(col).astype(np.int64)
