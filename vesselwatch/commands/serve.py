@@ -1,7 +1,8 @@
-"""``vesselwatch serve``: run the REST API with uvicorn."""
+"""``vesselwatch serve``: run the REST API with uvicorn (one or several worker processes)."""
 
 from __future__ import annotations
 
+import os
 from typing import Annotated
 
 import typer
@@ -13,16 +14,25 @@ def serve(
     host: Annotated[str | None, typer.Option(help="Interface to bind (default from settings).")] = None,
     port: Annotated[int | None, typer.Option(help="TCP port (default from settings).")] = None,
     db: Annotated[str | None, typer.Option("--db", help="SQLite file or SQLAlchemy URL.")] = None,
+    workers: Annotated[int, typer.Option(min=1, max=64, help="Worker processes (each loads the model once).")] = 1,
+    access_log: Annotated[bool, typer.Option(help="Log every request (costs throughput).")] = False,
 ) -> None:
-    """Serve the API (``/health``, ``/collections/...``) until interrupted."""
+    """Serve the API (OGC API – Features collections, nearest platform, headings, alerts, map) until interrupted."""
     import uvicorn
 
-    from api.app import create_app
-
-    settings = Settings()
     if db:
-        settings = settings.model_copy(update={"database_url": db})
-    uvicorn.run(create_app(settings), host=host or settings.api_host, port=port or settings.api_port)
+        # Worker processes build their own app from the environment, so pass the override there.
+        os.environ["VESSELWATCH_DATABASE_URL"] = db
+    settings = Settings()
+    uvicorn.run(
+        "api.app:create_app",
+        factory=True,
+        host=host or settings.api_host,
+        port=port or settings.api_port,
+        workers=workers,
+        access_log=access_log,
+        log_level=settings.log_level.lower(),
+    )
 
 
 def register(app: typer.Typer) -> None:
