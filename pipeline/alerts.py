@@ -229,12 +229,15 @@ def find_alerts(vessels: Vessels, areas: AreaMeasure, rules: AlertRules | None =
     rows = np.flatnonzero(approach)
     if rows.size:
         bearings, valid = cone_bearings_deg(heading[rows], sigma[rows], ambiguous[rows], rules)
-        samples = np.repeat(rows, 2 * k)
-        entry_km, entry_lon, entry_lat = areas.ray_entry(
-            vessels.lon[vessel[samples]], vessels.lat[vessel[samples]], bearings.ravel(), area[samples],
-            rules.lookahead_km,
+        samples = np.repeat(rows, 2 * k)[valid.ravel()]  # the reverse cone only where ambiguous
+        found = areas.ray_entry(
+            vessels.lon[vessel[samples]], vessels.lat[vessel[samples]], bearings.ravel()[valid.ravel()],
+            area[samples], rules.lookahead_km,
         )
-        enters = np.isfinite(entry_km).reshape(rows.size, 2 * k) & valid
+        entry_km, entry_lon, entry_lat = (np.full(valid.size, np.nan) for _ in range(3))
+        for full, sampled in zip((entry_km, entry_lon, entry_lat), found):
+            full[valid.ravel()] = sampled
+        enters = np.isfinite(entry_km).reshape(rows.size, 2 * k)
         fraction[rows] = enters.sum(axis=1) / valid.sum(axis=1)
         forward, reverse = enters[:, :k].any(axis=1), enters[:, k:].any(axis=1)
         direction[rows] = np.select([forward & reverse, forward, reverse], ["both", "forward", "reverse"], None)
