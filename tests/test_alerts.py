@@ -174,3 +174,15 @@ def test_rules_are_checked():
         AlertRules(cone_samples=4)
     with pytest.raises(ValueError, match="lookahead_km"):
         AlertRules(lookahead_km=math.nan)
+
+
+@pytest.mark.parametrize(
+    "name", ["pipeline.alerts", "pipeline.dedup", "pipeline.enrich", "pipeline.export", "pipeline.records",
+             "pipeline.reference"],
+)
+def test_module_examples(name):
+    import doctest
+    import importlib
+
+    result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    assert result.failed == 0 and result.attempted > 0

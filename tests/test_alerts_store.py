@@ -141,3 +141,17 @@ def test_alerts_must_belong_to_the_scene_records():
     alerts = find_alerts(vessels_from_records(records), _areas())
     with pytest.raises(ValueError, match="unknown detections"):
         store.replace_scene(scene.__class__(**{**scene.__dict__, "n_detections": 0}), [], alerts)
+
+
+def test_two_vessels_side_by_side_stay_two():
+    from pipeline.dedup import Copies, resolve_copies
+
+    # two hulls 40 m apart seen by both tiles: each copy pairs with its own twin, not with the neighbour
+    new = Copies(["B/1", "B/2"], ["B", "B"], [3.0, 3.0006], [52.0, 52.0], [300.0, 300.0], [0.0, 0.0])
+    old = Copies(["A/1", "A/2"], ["A", "A"], [3.00002, 3.00062], [52.0, 52.0], [100.0, 500.0], [10.0, 10.0])
+    decision = resolve_copies(new, old, radius_m=DEFAULT_OVERLAP_RADIUS_M, pass_window_s=300.0)
+    assert sorted(decision.pairs) == [("B/1", "A/1"), ("B/2", "A/2")]
+    assert decision.drop_new.tolist() == [False, True]  # B/1 is farther from its edge than A/1, A/2 than B/2
+    assert decision.drop_old == ["A/1"]
+    unknown_time = Copies(["A/1"], ["A"], [3.00002], [52.0], [100.0], [float("nan")])
+    assert resolve_copies(new, unknown_time, radius_m=60.0, pass_window_s=300.0).pairs == []
