@@ -149,7 +149,15 @@ class Vessels:
 
 
 def vessels_from_records(records: Sequence[DetectionRecord], speed_kn: ArrayLike | None = None) -> Vessels:
-    """The :class:`Vessels` of stored detection records (``None`` headings become NaN)."""
+    """The :class:`Vessels` of stored detection records (``None`` headings become NaN).
+
+    Speeds come from ``speed_kn`` when given, else from an ``enrichment["speed_kn"]`` a record
+    may carry (an AIS match, a calibrated wake-length estimate); imagery alone leaves them NaN.
+    """
+    if speed_kn is None:
+        speed_kn = [
+            np.nan if (r.enrichment or {}).get("speed_kn") is None else float(r.enrichment["speed_kn"]) for r in records
+        ]
 
     def column(name: str) -> NDArray[np.float64]:
         return np.array([np.nan if getattr(r, name) is None else getattr(r, name) for r in records], dtype=np.float64)

@@ -186,3 +186,16 @@ def test_module_examples(name):
 
     result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
     assert result.failed == 0 and result.attempted > 0
+
+
+def test_speed_carried_by_a_record_gives_a_time_to_entry():
+    from pipeline.alerts import vessels_from_records
+    from pipeline.store import DetectionRecord
+
+    base = dict(scene_id="S", lon=0.05, lat=0.0, row=1.0, col=1.0, length_m=50.0, width_m=9.0, score=0.9,
+                heading_deg=90.0, heading_uncertainty_deg=2.0, heading_ambiguous=False)
+    records = [DetectionRecord(detection_id="S/0", enrichment={"speed_kn": 20.0}, **base),
+               DetectionRecord(detection_id="S/1", enrichment={"coast_km": 3.0}, **base)]
+    timed, untimed = find_alerts(vessels_from_records(records), _areas(BOX))
+    assert timed.time_to_entry_min == pytest.approx(timed.entry_km / (20.0 * 1.852) * 60.0)
+    assert untimed.time_to_entry_min is None
