@@ -80,7 +80,8 @@ class Copies:
             object.__setattr__(self, name, np.asarray(getattr(self, name), dtype=object).reshape(-1))
         for name in ("lon", "lat", "edge_px", "acquired_s"):
             object.__setattr__(self, name, np.asarray(getattr(self, name), dtype=np.float64).reshape(-1))
-        sizes = {getattr(self, name).size for name in ("detection_id", "scene_id", "lon", "lat", "edge_px", "acquired_s")}
+        names = ("detection_id", "scene_id", "lon", "lat", "edge_px", "acquired_s")
+        sizes = {getattr(self, name).size for name in names}
         if len(sizes) != 1:
             raise ValueError(f"Copies: arrays of unequal lengths {sorted(sizes)}")
 

@@ -517,7 +517,9 @@ class AreaMeasure:
         near = inside | (distance <= self.areas.alert_radius_km[area] + float(extra_km))
         return vessel[near], area[near], distance[near], inside[near]
 
-    def contains(self, lon: NDArray[np.float64], lat: NDArray[np.float64], area: NDArray[np.int64]) -> NDArray[np.bool_]:
+    def contains(
+        self, lon: NDArray[np.float64], lat: NDArray[np.float64], area: NDArray[np.int64]
+    ) -> NDArray[np.bool_]:
         """Whether each vessel lies inside (or on the boundary of) its paired area."""
         lon, lat, area = np.asarray(lon, dtype=np.float64), np.asarray(lat, dtype=np.float64), np.asarray(area)
         out = np.zeros(area.shape, dtype=bool)

@@ -164,7 +164,8 @@ def test_alerts_are_deterministic():
 
 
 def test_cone_is_clipped_to_the_full_circle():
-    bearings, valid = cone_bearings_deg(np.array([0.0]), np.array([200.0]), np.array([False]), AlertRules(cone_samples=5))
+    rules = AlertRules(cone_samples=5)
+    bearings, valid = cone_bearings_deg(np.array([0.0]), np.array([200.0]), np.array([False]), rules)
     assert bearings[0, :5].tolist() == [180.0, 270.0, 0.0, 90.0, 180.0]
     assert valid[0].tolist() == [True] * 5 + [False] * 5
 
