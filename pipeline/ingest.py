@@ -181,7 +181,7 @@ class Scene:
                                f"(found: {', '.join(sorted(description.bands)) or 'none'})")
         stack = ExitStack()
         try:
-            stack.enter_context(rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB * 1024 * 1024))
+            stack.enter_context(rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB * 1024 * 1024, GDAL_NUM_THREADS="ALL_CPUS"))
             for band, band_file in description.bands.items():
                 self._datasets[band] = stack.enter_context(_open_band(band_file))
         except BaseException:
@@ -464,6 +464,10 @@ def describe_product(path: Path) -> ProductDescription:
         items = stac.find_stac_items(path)
         if items:
             return stac.describe_stac_item(items[0])
+        # An output folder holding one product (``OUT_DIR/<name>.SAFE`` next to truth files).
+        inner = [p for p in path.iterdir() if p.suffix.upper() == ".SAFE" and p.is_dir()]
+        if len(inner) == 1 and not any(band_in_name(p.name) for p in path.glob("*.tif*")):
+            return safe.describe_safe(inner[0])
         return describe_band_folder(path)
     raise ProductError(path, "not a SAFE folder or zip, a STAC item JSON, or a folder of band GeoTIFFs")
 

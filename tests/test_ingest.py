@@ -146,6 +146,10 @@ def test_synthetic_products_ingest_identically_in_every_layout(tmp_path):
                 assert scene.metadata.acquired == info.acquired
                 assert (scene.read_scl() is not None) == (level == "L2A")
                 arrays[layout, level] = np.stack([scene.read(b) for b in ("B02", "B03", "B04", "B08", "B11")])
+            # The output folder itself opens too (it holds one SAFE, one STAC item or the bands).
+            with open_scene(info.out_dir) as scene:
+                assert scene.metadata.layout == {"geotiff": "geotiff", "cog": "stac", "safe": "safe"}[layout]
+                np.testing.assert_array_equal(scene.read("B08"), arrays[layout, level][3])
     for level in ("L1C", "L2A"):
         reference = arrays["geotiff", level]
         assert np.nanmax(np.abs(reference)) < 2.0 and np.nanmedian(reference) > 0.0, "reflectance, not DN"
