@@ -137,7 +137,7 @@ def test_bundled_demo_layers_load():
         protected_areas_path=settings.resolved_protected_areas_path(),
         coastline_path=None,
     )
-    assert len(layers.platforms) == 7 and len(layers.areas.areas) == 4
+    assert len(layers.platforms) == 7 and len(layers.areas.areas) == 5
     assert layers.coast_distance_km is None
     names = layers.areas.areas.name.tolist()
     assert all("SYNTHETIC" in name for name in names)

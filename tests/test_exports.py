@@ -179,7 +179,7 @@ def test_cli_exports_with_time_and_bbox_filters(tmp_path, monkeypatch):
     gpkg = tmp_path / "areas.gpkg"
     assert runner.invoke(app, ["export", "areas", str(gpkg)]).exit_code == 0
     assert pyogrio.read_info(gpkg)["geometry_type"] == "MultiPolygon"
-    assert len(load_protected_areas(gpkg)) == 4  # the export reads back as an area register
+    assert len(load_protected_areas(gpkg)) == 5  # the export reads back as an area register
 
 
 def test_empty_exports_keep_their_schema(tmp_path):
