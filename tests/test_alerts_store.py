@@ -16,6 +16,8 @@ from pipeline.reference import AreaMeasure, ProtectedAreas
 from pipeline.store import DetectionRecord, SceneRecord, Store
 from pipeline.synthetic.tiles import parse_tile
 
+from flows_fixtures import database_url, postgres_server_url, postgres_url  # noqa: F401  (fixtures)
+
 T0 = datetime(2024, 5, 1, 10, 56, 31, tzinfo=timezone.utc)
 # Tiles 31UET and 31UFT are neighbours in UTM 31N; 31UET spans x 500000..609800, 31UFT 600000..709800.
 TILES = {"31UET": parse_tile("31UET"), "31UFT": parse_tile("31UFT")}
@@ -69,8 +71,8 @@ def _store_tile(store: Store, tile: str, vessels_xy, acquired: datetime = T0):
 
 
 @pytest.mark.parametrize("order", [("31UET", "31UFT"), ("31UFT", "31UET")])
-def test_two_overlapping_tiles_give_one_detection_and_one_alert(order):
-    store = Store.connect("sqlite://")
+def test_two_overlapping_tiles_give_one_detection_and_one_alert(order, database_url):  # noqa: F811
+    store = Store.connect(database_url)
     seen = {"31UET": [ONLY_WEST, OVERLAP_VESSEL], "31UFT": [OVERLAP_VESSEL, ONLY_EAST]}
     for tile in order:
         _store_tile(store, tile, seen[tile])
