@@ -305,6 +305,16 @@ def export_weights(checkpoint: Path, weights_path: Path, preprocess: PreprocessC
     if preprocess is None:
         raw = state["config"]["preprocess"]
         preprocess = PreprocessConfig(**{**raw, "bands": tuple(raw["bands"]), "keypoint_names": tuple(raw["keypoint_names"])})
+    history = state.get("history") or []
+    cfg = state.get("config", {})
+    training = {
+        "data": "synthetic wake chips (models.wake_chips.TRAIN_RANGES)"
+        + (f" + ShipWakes {cfg.get('shipwakes_dir')}" if cfg.get("shipwakes_dir") else ""),
+        **{key: cfg.get(key) for key in ("seed", "epochs", "steps_per_epoch", "batch_size", "lr", "weight_decay", "ema_decay")},
+        "steps_done": state.get("step"),
+        "final_validation": {k: round(v, 4) if isinstance(v, float) else v for k, v in history[-1].items()} if history else None,
+    }
+    preprocess = preprocess.replace(extra={**preprocess.extra, "training": training})
     weights_path = Path(weights_path)
     weights_path.parent.mkdir(parents=True, exist_ok=True)
     ema = state["ema"] if "ema" in state else state
