@@ -265,15 +265,15 @@ def discover_products(inbox: str, database_url: str, settle_seconds: float = 0.0
 def process_product(candidate: Candidate, database_url: str) -> ProcessSummary:
     """Claim the product, process its scene into the store, then mark it done.
 
-    The registry entry is claimed on the first try only, so retries within a pass count as one
-    attempt; it is marked done only after :func:`process_scene` returned, i.e. after the store
+    The claim carries the task run's id, so the task's retries within a pass count as one attempt;
+    the product is marked done only after :func:`process_scene` returned, i.e. after the store
     committed the scene.
     """
     store = Store.connect(database_url)
+    context = TaskRunContext.get()
     try:
-        context = TaskRunContext.get()
-        if context is None or context.task_run.run_count <= 1:
-            registry.claim(store.engine, candidate.key, path=candidate.path, fingerprint=candidate.fingerprint)
+        registry.claim(store.engine, candidate.key, path=candidate.path, fingerprint=candidate.fingerprint,
+                       claimed_by=str(context.task_run.id) if context is not None else None)
         summary = process_scene(candidate.path, database_url)
         registry.mark_done(
             store.engine, candidate.key, n_detections=summary.n_detections, n_alerts=alerts_of(summary)

@@ -60,6 +60,7 @@ monitored_products = sa.Table(
     sa.Column("fingerprint", sa.String(64), nullable=False, doc="SHA-256 of names, sizes, mtimes."),
     sa.Column("status", sa.String(16), nullable=False),
     sa.Column("attempts", sa.Integer, nullable=False, doc="Times processing was started."),
+    sa.Column("claimed_by", sa.String(64), nullable=True, doc="Run that last started it (a task run id)."),
     sa.Column("n_detections", sa.Integer, nullable=True),
     sa.Column("n_alerts", sa.Integer, nullable=True),
     sa.Column("last_error", sa.Text, nullable=True),
@@ -103,6 +104,7 @@ class ProductEntry:
     last_error: str | None
     first_seen_at: datetime
     updated_at: datetime
+    claimed_by: str | None = None
 
     @property
     def key(self) -> ProductKey:
@@ -224,23 +226,25 @@ def quarantined(engine: sa.Engine) -> list[QuarantineEntry]:
 
 # -- writing ---------------------------------------------------------------------------------
 
-def claim(engine: sa.Engine, key: ProductKey, *, path: str, fingerprint: str) -> int:
+def claim(engine: sa.Engine, key: ProductKey, *, path: str, fingerprint: str, claimed_by: str | None = None) -> int:
     """Mark a product ``processing`` before its scene is processed; returns its attempt number.
 
     Creates the entry on first sight, otherwise increments ``attempts``; a process that dies
-    before :func:`mark_done` therefore leaves a trace that the next pass counts.
+    before :func:`mark_done` therefore leaves a trace that the next pass counts. A claim repeated
+    by the same run (``claimed_by``, e.g. a task retrying) does not count as a new attempt.
     """
     table = monitored_products
     now = _now()
+    same_run = sa.and_(table.c.claimed_by.is_not(None), table.c.claimed_by == claimed_by)
     with engine.begin() as connection:
         insert = _insert(connection, table).values(
             product_id=key.product_id, checksum=key.checksum, path=path, fingerprint=fingerprint,
-            status=PROCESSING, attempts=1, first_seen_at=now, updated_at=now,
+            status=PROCESSING, attempts=1, claimed_by=claimed_by, first_seen_at=now, updated_at=now,
         )
         statement = insert.on_conflict_do_update(
             index_elements=[table.c.product_id, table.c.checksum],
-            set_={"status": PROCESSING, "attempts": table.c.attempts + 1, "path": path,
-                  "fingerprint": fingerprint, "updated_at": now},
+            set_={"status": PROCESSING, "attempts": sa.case((same_run, table.c.attempts), else_=table.c.attempts + 1),
+                  "claimed_by": claimed_by, "path": path, "fingerprint": fingerprint, "updated_at": now},
         ).returning(table.c.attempts)
         return int(connection.execute(statement).scalar_one())
 

@@ -49,6 +49,15 @@ def test_a_changed_product_is_a_new_entry(engine):
     assert entries[KEY].status == "done" and entries[changed].status == "processing"
 
 
+def test_a_run_claiming_again_is_the_same_attempt(engine):
+    assert registry.claim(engine, KEY, path="/a", fingerprint="f", claimed_by="run-1") == 1
+    assert registry.claim(engine, KEY, path="/a", fingerprint="f", claimed_by="run-1") == 1
+    assert registry.claim(engine, KEY, path="/a", fingerprint="f", claimed_by="run-2") == 2
+    assert registry.claim(engine, KEY, path="/a", fingerprint="f") == 3
+    assert registry.claim(engine, KEY, path="/a", fingerprint="f") == 4  # no run id: always a new attempt
+    assert registry.product_entries(engine)[KEY].claimed_by is None
+
+
 def test_marking_an_unclaimed_product_is_an_error(engine):
     with pytest.raises(LookupError, match="never claimed"):
         registry.mark_done(engine, KEY, n_detections=0)
