@@ -19,6 +19,7 @@ from fastapi.staticfiles import StaticFiles
 from prometheus_client import CollectorRegistry
 
 from api.middleware import BodySizeLimit, PrometheusMetrics
+from api.nearest_batcher import NearestBatcher
 from api.problems import install_problem_handlers
 from api.resources import Resources, load_resources
 from api.routes import alerts, collections, exports, health, map_page, operations, platforms, vessels
@@ -63,6 +64,8 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if app.state.resources is None:
             app.state.resources = await asyncio.to_thread(load_resources, settings)
+        index = app.state.resources.platform_index
+        app.state.nearest_batcher = None if index is None else NearestBatcher(index)
         task = None
         if webhooks is not None:
             task = asyncio.create_task(webhooks.run(app.state.store), name="alert-webhooks")
@@ -86,6 +89,7 @@ def create_app(
     app.state.settings = settings
     app.state.store = store or Store.connect(settings.resolved_database_url())
     app.state.resources = resources
+    app.state.nearest_batcher = None
     app.state.metrics_registry = CollectorRegistry()
     install_problem_handlers(app)
     for module in (collections, platforms, vessels, alerts, exports, operations, health, map_page):

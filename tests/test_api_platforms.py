@@ -107,3 +107,27 @@ def test_post_nan_and_broken_json_and_too_many_points(client):
     assert_problem(client.post("/platforms/nearest", content="{", headers={"content-type": "application/json"}), 400)
     too_many = {"points": [[0, 0]] * 100_001}
     assert_problem(client.post("/platforms/nearest", json=too_many), 413, "points")
+
+
+def test_concurrent_single_point_queries_share_one_index_call(resources):
+    import asyncio
+
+    from api.nearest_batcher import NearestBatcher
+
+    calls = []
+
+    class CountingIndex:
+        def query(self, lon, lat):
+            calls.append(len(lon))
+            return resources.platform_index.query(lon, lat)
+
+    async def many():
+        batcher = NearestBatcher(CountingIndex())
+        points = [(0.0, 0.0), (3.1, 52.3), (-179.99, 0.0)] * 10
+        return points, await asyncio.gather(*(batcher.nearest(lon, lat) for lon, lat in points))
+
+    points, answers = asyncio.run(many())
+    assert calls == [30]  # thirty requests, one vectorized call
+    for (lon, lat), (distance, rows) in zip(points, answers):
+        expected_km, expected_rows = brute_force_nearest(lon, lat, resources.platforms.lon, resources.platforms.lat)
+        assert distance == expected_km and rows.tolist() == expected_rows.tolist()

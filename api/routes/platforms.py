@@ -81,6 +81,7 @@ def _platform(resources: Resources, row: int, distance_km: float) -> dict[str, A
 
 @router.get("/nearest", response_model=NearestAnswer, summary="Nearest platform(s) to a point")
 async def nearest(
+    request: Request,
     resources: Annotated[Resources, Depends(require_platforms)],
     lat: Annotated[float, Query(ge=-90, le=90, allow_inf_nan=False, description="Latitude, degrees WGS84.")],
     lon: Annotated[float, Query(ge=-180, le=180, allow_inf_nan=False, description="Longitude, degrees WGS84.")],
@@ -88,15 +89,20 @@ async def nearest(
     max_km: Annotated[float | None, Query(ge=0, allow_inf_nan=False, description="Search radius, km.")] = None,
 ) -> Response:
     """Every platform tied at the smallest great-circle distance from ``(lon, lat)``, with ``distance_km``."""
-    # Microseconds of work: answered on the event loop, no thread hop.
-    result = resources.platform_index.query(lon, lat, k=k, max_km=max_km)
-    distance = float(result.distance_km[0])
+    batcher = getattr(request.app.state, "nearest_batcher", None)
+    if k == 1 and max_km is None and batcher is not None:
+        # Concurrent requests share one vectorized index call (see api.nearest_batcher).
+        distance, tied = await batcher.nearest(lon, lat)
+        result = None
+    else:
+        result = resources.platform_index.query(lon, lat, k=k, max_km=max_km)
+        distance, tied = float(result.distance_km[0]), result.tied_index(0)
     found = math.isfinite(distance)
     answer: dict[str, Any] = {
         "lon": lon,
         "lat": lat,
         "distance_km": distance if found else None,
-        "platforms": [_platform(resources, int(row), distance) for row in result.tied_index(0)] if found else [],
+        "platforms": [_platform(resources, int(row), distance) for row in tied] if found else [],
     }
     if k > 1:
         answer["k_nearest"] = [
