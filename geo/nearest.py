@@ -59,6 +59,9 @@ _SLACK_RAD = 1e-9
 _ELLIPSOID_RATIO = WGS84_MAX_CURVATURE_RADIUS_KM / WGS84_MIN_CURVATURE_RADIUS_KM
 #: Sites fetched per cell while building, and how many of the nearest may eliminate the others.
 _CELL_K = 48
+#: Cells examined while building at most this many per site (+ base) before the rest fall back.
+_CELL_BUDGET_PER_SITE = 100
+_CELL_BUDGET_BASE = 100_000
 _CELL_K_WIDE = 512
 _DOMINATORS = 4
 #: ``x . (q - p)`` must exceed this everywhere in a cell for ``q`` to eliminate ``p`` there: it keeps
@@ -291,6 +294,8 @@ class PlatformIndex:
         i = np.zeros(6, dtype=np.int64)
         j = np.zeros(6, dtype=np.int64)
         starts, cands_parts, counts = [], [], []
+        processed = 0
+        budget = _CELL_BUDGET_PER_SITE * self._site_xyz.shape[0] + _CELL_BUDGET_BASE
         for level in range(self.max_level + 1):
             if face.size == 0:
                 break
@@ -304,9 +309,15 @@ class PlatformIndex:
             leaf = np.concatenate(leaf_parts)
             count = np.concatenate(count_parts)
             cand = np.concatenate(cand_parts)
-            if level == self.max_level:
-                count = np.where(leaf, count, -1)  # still too many: answered by the k-d tree fallback
+            processed += face.size
+            budget_spent = processed + 4 * int((~leaf).sum()) > budget
+            if level == self.max_level or budget_spent:
+                # still too many: answered by the k-d tree fallback
+                count = np.where(leaf, count, -1)
                 leaf = np.ones_like(leaf)
+            else:
+                hopeless = count < 0  # beyond the pruning range: splitting cannot help
+                leaf |= hopeless
             code = cell_code(face, i, j, level, self.max_level)
             starts.append(code[leaf])
             cands_parts.append(cand[leaf])
@@ -371,6 +382,8 @@ class PlatformIndex:
         cand = ball & ~(dominated & prunable)
         count = cand.sum(axis=1)
         leaf = complete & (count <= m)
+        # cells whose nearest site is nearly antipodal can never be pruned, however small
+        count = np.where(leaf | (angle[:, 0] < 2.4), count, -1)
         # candidates first, nearest first
         order = np.argsort(~cand, axis=1, kind="stable")[:, :m]
         out = np.where(np.take_along_axis(cand, order, axis=1), np.take_along_axis(site, order, axis=1), -1)
