@@ -289,7 +289,7 @@ def _detect_block(scene: Scene, read_window: Window, core: Window, land: LandPol
     if not sea.any():
         return tuple(np.zeros(0) for _ in range(8)), n_water_core
 
-    land = ndimage.binary_dilation(~water & np.isfinite(nir), structure=np.ones((3, 3), bool))
+    land = ~water & np.isfinite(nir)
     components = _cfar_components(np.where(sea, nir, 0.0).astype(np.float32), sea, land, config,
                                   blue=None if blue is None else np.where(sea, blue, 0.0).astype(np.float32))
     # Keep what belongs to this block's core.
@@ -336,16 +336,34 @@ def robust_background(values: np.ndarray, mask: np.ndarray, *, cell_px: int = 8,
     """
     rows, cols = values.shape
     n_r, n_c = -(-rows // cell_px), -(-cols // cell_px)
-    padded = np.full((n_r * cell_px, n_c * cell_px), np.nan, np.float32)
-    padded[:rows, :cols] = np.where(mask, values, np.nan)
-    groups = padded.reshape(n_r, cell_px, n_c, cell_px).transpose(0, 2, 1, 3).reshape(n_r, n_c, cell_px * cell_px)
-    groups.sort(axis=-1)  # NaN last
+    size = cell_px * cell_px
+    masked = np.where(mask, values, np.float32(np.nan)).astype(np.float32, copy=False)
+    if (n_r * cell_px, n_c * cell_px) != (rows, cols):
+        padded = np.full((n_r * cell_px, n_c * cell_px), np.nan, np.float32)
+        padded[:rows, :cols] = masked
+        masked = padded
+    groups = masked.reshape(n_r, cell_px, n_c, cell_px).transpose(0, 2, 1, 3).reshape(n_r, n_c, size)
+    del masked
     count = np.sum(np.isfinite(groups), axis=-1)
-    enough = count >= max(4, cell_px * cell_px // 8)
-    take = np.arange(n_r)[:, None], np.arange(n_c)[None, :]
-    median = groups[take[0], take[1], np.maximum(count // 2, 0).clip(max=cell_px * cell_px - 1)]
-    high = groups[take[0], take[1], np.maximum((count * 84) // 100, 0).clip(max=cell_px * cell_px - 1)]
-    del groups, padded
+    enough = count >= max(4, size // 8)
+    median = np.full((n_r, n_c), np.nan, np.float32)
+    high = np.full((n_r, n_c), np.nan, np.float32)
+    full = count == size
+    if full.any():  # the common case: a partial sort is enough
+        cells_full = groups[full]
+        cells_full.partition([size // 2, (size * 84) // 100], axis=-1)
+        median[full] = cells_full[:, size // 2]
+        high[full] = cells_full[:, (size * 84) // 100]
+        del cells_full
+    partial = enough & ~full
+    if partial.any():
+        cells_partial = groups[partial]
+        cells_partial.sort(axis=-1)  # NaN last
+        n_valid = count[partial]
+        at = np.arange(len(n_valid))
+        median[partial] = cells_partial[at, n_valid // 2]
+        high[partial] = cells_partial[at, (n_valid * 84) // 100]
+    del groups
     level = np.where(enough, median, np.nan)
     sigma = np.where(enough, high - median, np.nan)
     if not enough.any():
@@ -388,7 +406,12 @@ def _cfar_components(nir: np.ndarray, sea: np.ndarray, land: np.ndarray,
     np.maximum.at(peak_excess, lab, ex)
     # The sea's level under each component (average over its pixels).
     level_at = np.bincount(lab, weights=level.ravel()[idx], minlength=n) / np.maximum(area, 1)
-    touches_land = np.bincount(lab, weights=land.ravel()[idx], minlength=n) > 0
+    # A component touches land when any of its pixels has a land pixel among its 8 neighbours.
+    beside_land = np.zeros(len(idx), bool)
+    last_row, last_col = land.shape[0] - 1, land.shape[1] - 1
+    for d_row, d_col in ((-1, -1), (-1, 0), (-1, 1), (0, -1), (0, 1), (1, -1), (1, 0), (1, 1)):
+        beside_land |= land[np.clip(rr + d_row, 0, last_row), np.clip(cc + d_col, 0, last_col)]
+    touches_land = np.bincount(lab, weights=beside_land, minlength=n) > 0
 
     # Weights: excess above 30 % of the component's peak, so faint wake foam does not pull the centre.
     w = np.maximum(ex - 0.3 * peak_excess[lab], 0.0)
