@@ -144,16 +144,17 @@ def cut_chips(scene: Scene, detections: Detections, size_px: int = 128, *,
     lon, lat = Transformer.from_crs(metadata.crs, "EPSG:4326", always_xy=True).transform(cx, cy)
     lon, lat = np.atleast_1d(lon), np.atleast_1d(lat)
 
-    chips = []
-    for i in range(len(detections)):
+    chips: list[Chip | None] = [None] * len(detections)
+    # Raster order, so each compressed tile of the band files is decoded once while it is cached.
+    for i in np.lexsort((col_off, row_off)):
         window = Window(int(col_off[i]), int(row_off[i]), size_px, size_px)
         data = _read_padded(scene, bands, window, metadata.height, metadata.width)
-        chips.append(Chip(
+        chips[i] = Chip(
             data=data, band_names=bands, transform=window_transform(window, metadata.transform),
             crs=metadata.crs, grid_north_deg=float(convergence[i]), center_lon=float(lon[i]),
             center_lat=float(lat[i]), window=window,
-        ))
-    return chips
+        )
+    return chips  # type: ignore[return-value]  # every slot is filled
 
 
 def _read_padded(scene: Scene, bands: list[str], window: Window, height: int, width: int) -> np.ndarray:

@@ -66,8 +66,10 @@ COMMON_NAMES: dict[str, str] = {
 #: A band name inside a file name: ``B02``, ``B8A``, ``SCL``, not preceded/followed by letters or digits.
 _BAND_IN_NAME = re.compile(r"(?<![A-Za-z0-9])(B0[1-9]|B1[0-2]|B8A|SCL)(?![0-9A-Za-z])")
 
-#: Maximum GDAL block cache while a scene is open; counted in the process RSS.
-GDAL_CACHE_MB = 256
+#: Maximum GDAL block cache while a scene is open; counted in the process RSS. Large enough
+#: for a row of decoded 1024 px JPEG 2000 tiles of every band, so overlapping block reads of a
+#: SAFE product decode each tile once.
+GDAL_CACHE_MB = 768
 
 Level = Literal["L1C", "L2A"]
 
