@@ -170,3 +170,14 @@ def clean_run_rows(prefect_server, synthetic_inbox: Path, tmp_path_factory: pyte
     rows = store_rows(url)
     assert len(rows["scenes"]) == len(INBOX_PRODUCTS) and len(rows["detections"]) > len(INBOX_PRODUCTS)
     return rows
+
+
+def assert_same_rows(actual: dict[str, list[dict]], expected: dict[str, list[dict]]) -> None:
+    """Assert two :func:`store_rows` snapshots are equal, naming the first differing fields."""
+    assert sorted(actual) == sorted(expected), "different tables"
+    for table in expected:
+        assert len(actual[table]) == len(expected[table]), f"{table}: {len(actual[table])} rows, " \
+                                                           f"expected {len(expected[table])}"
+        for got, want in zip(actual[table], expected[table]):
+            differing = {key: (got.get(key), want[key]) for key in want if got.get(key) != want[key]}
+            assert not differing, f"{table} row differs (got, expected): {differing}"

@@ -9,10 +9,10 @@ import subprocess
 import sys
 import time
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 from flows_fixtures import (  # noqa: F401
+    assert_same_rows,
     PROJECT_DIR,
     clean_run_rows,
     postgres_server_url,
@@ -45,7 +45,7 @@ def test_monitor_once_on_postgresql_prints_the_pass_and_a_progress_bar(
     assert summary["detections"] == len(clean_run_rows["detections"])
     assert {p["status"] for p in summary["products"]} == {"done"}
     assert "3/3" in result.stderr  # the progress bar's last state
-    assert store_rows(postgres_url) == clean_run_rows
+    assert_same_rows(store_rows(postgres_url), clean_run_rows)
 
     again = json.loads(runner.invoke(app, ["monitor", str(synthetic_inbox), "--once", "--db", postgres_url,
                                            "--no-progress"]).stdout)

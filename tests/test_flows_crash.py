@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 import pytest
-from flows_fixtures import clean_run_rows, store_rows, synthetic_inbox  # noqa: F401
+from flows_fixtures import assert_same_rows, clean_run_rows, store_rows, synthetic_inbox  # noqa: F401
 
 from flows.monitor import DONE, SKIPPED, monitor_inbox
 from pipeline import registry
@@ -122,5 +122,5 @@ def test_a_pass_killed_mid_scene_ends_like_a_clean_run(prefect_server, synthetic
     recovered = monitor_inbox(str(synthetic_inbox), database_url=crashed_url, concurrency=2)
     assert {Path(o.path).name: o.status for o in recovered.outcomes} == {
         names[0]: SKIPPED, names[1]: DONE, names[2]: DONE}
-    assert store_rows(crashed_url) == clean_rows
+    assert_same_rows(store_rows(crashed_url), clean_rows)
     assert _registry_state(crashed_url) == {names[0]: (DONE, 1), names[1]: (DONE, 3), names[2]: (DONE, 1)}

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import pytest
 from flows_fixtures import (  # noqa: F401
+    assert_same_rows,
     clean_run_rows,
     postgres_server_url,
     postgres_url,
@@ -37,7 +38,7 @@ def test_dask_workers_writing_to_postgresql_store_the_default_rows(
     report = monitor_inbox(str(synthetic_inbox), database_url=postgres_url,
                            dask_address=dask_cluster.scheduler_address)
     assert [outcome.status for outcome in report.outcomes] == [DONE] * 3
-    assert store_rows(postgres_url) == clean_run_rows
+    assert_same_rows(store_rows(postgres_url), clean_run_rows)
 
     # The scenes ran in the workers' processes, not in this one.
     assert dask_cluster.scheduler.task_prefixes["process_product"].state_counts["memory"] == 3
