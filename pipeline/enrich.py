@@ -118,7 +118,7 @@ def enrich_positions(
     platforms : geo.nearest.PlatformIndex, optional
         Platform index (:meth:`pipeline.reference.Platforms.index`).
     coast_distance_km : callable, optional
-        ``(lon, lat) -> km`` (e.g. :func:`pipeline.reference.coast_distance`).
+        ``(lon, lat) -> km`` (e.g. :class:`pipeline.reference.CoastDistance`).
     areas : AreaMeasure, optional
         Protected areas with their alert radii.
     """

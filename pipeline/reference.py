@@ -15,13 +15,12 @@ Protected areas
     per-area ``ALERT_RADIUS_KM``. Geometries are reprojected to WGS84 and normalised to
     longitudes in ``[-180, 180]``, split at the antimeridian (see :func:`split_antimeridian`).
 Coastline
-    The Natural Earth coastline (GeoJSON, gzip allowed), indexed by :mod:`geo.coastline`.
+    The Natural Earth coastline (GeoJSON, gzip allowed), indexed by :mod:`geo.coastline`
+    (exact distances to great-circle segments).
 """
 
 from __future__ import annotations
 
-import gzip
-import json
 import logging
 import math
 import re
@@ -45,7 +44,6 @@ __all__ = [
     "ProtectedAreas",
     "load_platforms",
     "load_protected_areas",
-    "load_coastline_lines",
     "split_antimeridian",
     "AreaMeasure",
     "CoastDistance",
@@ -615,91 +613,44 @@ class AreaMeasure:
 
 
 # -- coastline ------------------------------------------------------------------------------------
-def load_coastline_lines(path: str | Path) -> list[NDArray[np.float64]]:
-    """Coastline polylines ``(n, 2)`` lon/lat from a GeoJSON file (``.gz`` allowed), e.g. Natural Earth.
-
-    LineString, MultiLineString, Polygon and MultiPolygon boundaries are all taken as lines.
-    """
-    path = Path(path)
-    if not path.exists():
-        raise InputError(f"coastline {path}: file does not exist")
-    opener = gzip.open if path.suffix == ".gz" else open
-    try:
-        with opener(path, "rt", encoding="utf-8") as stream:
-            data = json.load(stream)
-    except (OSError, json.JSONDecodeError) as error:
-        raise InputError(f"coastline {path}: not readable GeoJSON ({error})") from None
-    features = data.get("features", [data]) if isinstance(data, dict) else []
-    lines: list[NDArray[np.float64]] = []
-    for feature in features:
-        geometry = feature.get("geometry", feature) or {}
-        kind, coords = geometry.get("type"), geometry.get("coordinates")
-        if kind == "LineString":
-            parts = [coords]
-        elif kind in {"MultiLineString", "Polygon"}:
-            parts = coords
-        elif kind == "MultiPolygon":
-            parts = [ring for polygon in coords for ring in polygon]
-        else:
-            continue
-        lines.extend(np.asarray(part, dtype=np.float64)[:, :2] for part in parts if len(part) >= 2)
-    if not lines:
-        raise InputError(f"coastline {path}: no line geometries")
-    return lines
-
-
 class CoastDistance:
-    """Great-circle distance (km) from points to the coastline: ``CoastDistance(lines)(lon, lat)``.
+    """Great-circle distance (km) from points to the coastline: ``CoastDistance.from_file(path)(lon, lat)``.
 
-    Notes
-    -----
-    The smallest adapter standing in for :mod:`geo.coastline` while it is written: distances are
-    measured to coastline vertices (k-d tree on unit vectors), with the lines densified to
-    ``0.002°`` (about 200 m, so too long by at most ~110 m) within a degree of the queried points
-    (when they span at most 10°, as a scene does) and left at their own vertices otherwise
-    (Natural Earth 1:50m: a few km apart).
+    A callable over :class:`geo.coastline.CoastlineIndex` (exact point-to-arc distances, coastline
+    segments taken as great-circle arcs).
     """
 
-    def __init__(self, lines: Sequence[NDArray[np.float64]]) -> None:
-        from scipy.spatial import cKDTree
+    def __init__(self, index: Any) -> None:
+        self.index = index
 
-        from geo.unit_vectors import to_unit_vectors
+    @classmethod
+    def from_lines(cls, lines: Sequence[ArrayLike]) -> CoastDistance:
+        """Index polylines given as ``(n, 2)`` lon/lat arrays."""
+        from geo.coastline import CoastlineIndex, LineChunk
 
-        self.lines = [np.asarray(line, dtype=np.float64) for line in lines]
-        self._bounds = np.array([[*line.min(axis=0), *line.max(axis=0)] for line in self.lines])
-        vertices = np.concatenate(self.lines)
-        self._vertices = vertices
-        self._tree = cKDTree(to_unit_vectors(vertices[:, 0], vertices[:, 1]))
+        coords = [np.asarray(line, dtype=np.float64)[:, :2] for line in lines]
+        if not coords:
+            raise InputError("coastline: no lines given")
+        stacked = np.concatenate(coords)
+        starts = np.concatenate([np.arange(len(c)) == 0 for c in coords])
+        return cls(CoastlineIndex.from_chunks([LineChunk(stacked[:, 0].copy(), stacked[:, 1].copy(), starts)]))
 
     @classmethod
     def from_file(cls, path: str | Path) -> CoastDistance:
-        """Read the coastline with :func:`load_coastline_lines` (Natural Earth GeoJSON, ``.gz`` allowed)."""
-        return cls(load_coastline_lines(path))
+        """Index a coastline file (Natural Earth GeoJSON, ``.gz`` allowed, or anything pyogrio reads)."""
+        from geo.coastline import CoastlineIndex
+
+        path = Path(path)
+        if not path.exists():
+            raise InputError(f"coastline {path}: file does not exist")
+        return cls(CoastlineIndex.from_file(path))
 
     def __call__(self, lon: ArrayLike, lat: ArrayLike) -> NDArray[np.float64]:
-        from scipy.spatial import cKDTree
-
-        from geo.earth import EARTH_RADIUS_KM
-        from geo.unit_vectors import angle_from_chord, to_unit_vectors
-
         lon = np.asarray(lon, dtype=np.float64).reshape(-1)
         lat = np.asarray(lat, dtype=np.float64).reshape(-1)
         if lon.size == 0:
             return np.zeros(0)
-        xyz = to_unit_vectors(lon, lat)
-        chord, _ = self._tree.query(xyz)
-        distance = angle_from_chord(chord) * EARTH_RADIUS_KM
-        west, south, east, north = lon.min() - 1.0, lat.min() - 1.0, lon.max() + 1.0, lat.max() + 1.0
-        near = (self._bounds[:, 2] >= west) & (self._bounds[:, 0] <= east)
-        near &= (self._bounds[:, 3] >= south) & (self._bounds[:, 1] <= north)
-        if near.any() and east - west <= 12.0 and north - south <= 12.0:  # one scene or a few: densify locally
-            lines = np.array([shapely.LineString(self.lines[i]) for i in np.flatnonzero(near)])
-            clipped = shapely.clip_by_rect(lines, west - 0.01, south - 0.01, east + 0.01, north + 0.01)
-            dense = shapely.get_coordinates(shapely.segmentize(clipped, 0.002))
-            if len(dense):
-                chord, _ = cKDTree(to_unit_vectors(dense[:, 0], dense[:, 1])).query(xyz)
-                distance = np.minimum(distance, angle_from_chord(chord) * EARTH_RADIUS_KM)
-        return distance
+        return np.asarray(self.index.query(lon, lat).distance_km, dtype=np.float64)
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ import pytest
 import shapely
 from geopandas import GeoDataFrame
 
-from geo.haversine import distance_km
+from geo.haversine import cross_track_distance_km, distance_km
 from pipeline.enrich import enrich_positions
 from pipeline.reference import (
     AreaMeasure,
@@ -116,11 +116,11 @@ def test_enrichment_areas_inside_near_and_far():
 
 
 def test_coast_distance_matches_the_exact_distance_to_a_straight_coast():
-    # a coastline along the meridian 1° E: the distance of (0, lat) is the distance to (1, lat)
-    coast = CoastDistance([np.array([[1.0, -1.0], [1.0, 1.0]])])
+    # a coastline along the meridian 1° E: the distance of (0, lat) is its cross-track distance
+    coast = CoastDistance.from_lines([np.array([[1.0, -1.0], [1.0, 1.0]])])
     lat = np.array([-0.5, 0.0, 0.7])
-    expected = distance_km(0.0, lat, 1.0, lat)
-    assert coast(np.zeros(3), lat) == pytest.approx(expected, abs=0.12)
+    expected = np.abs(cross_track_distance_km(0.0, lat, 1.0, -1.0, 1.0, 1.0))
+    assert coast(np.zeros(3), lat) == pytest.approx(expected, abs=1e-6)
 
 
 def test_natural_earth_coastline_near_the_dutch_coast():
