@@ -56,7 +56,7 @@ def _link(href: str, rel: str, type_: str = JSON, title: str | None = None) -> d
     return link
 
 
-def _known_collection(collection_id: str, request: Request) -> Resources | None:
+def known_collection(collection_id: str, request: Request) -> Resources | None:
     """The resources for a collection id; 404 for an unknown id, 503 when its layer is not loaded."""
     if collection_id not in COLLECTIONS:
         raise Problem(404, f"no collection {collection_id!r}; collections are {sorted(COLLECTIONS)}",
@@ -120,7 +120,7 @@ def collections(request: Request, store: Annotated[Store, Depends(get_store)]) -
     documents = []
     for collection_id in COLLECTIONS:
         try:
-            _known_collection(collection_id, request)
+            known_collection(collection_id, request)
         except Problem:
             continue
         documents.append(_collection_document(collection_id, request, store, resources))
@@ -136,7 +136,7 @@ CollectionId = Annotated[str, Path(description="One of detections, alerts, platf
 def collection(collection_id: CollectionId, request: Request,
                store: Annotated[Store, Depends(get_store)]) -> dict[str, Any]:
     """A collection's description, extent and links."""
-    resources = _known_collection(collection_id, request)
+    resources = known_collection(collection_id, request)
     return _collection_document(collection_id, request, store, resources)
 
 
@@ -154,7 +154,7 @@ def items(
     offset: Annotated[int, Query(ge=0, le=2**31, description="Features to skip (follow rel=next).")] = 0,
 ) -> dict[str, Any]:
     """One page of a collection as a GeoJSON FeatureCollection, with ``next`` when more remain."""
-    resources = _known_collection(collection_id, request)
+    resources = known_collection(collection_id, request)
     unknown = sorted(set(request.query_params) - ITEMS_PARAMETERS)
     if unknown:
         raise Problem(400, f"unknown query parameter(s) {unknown}",
@@ -190,7 +190,7 @@ def items(
 def item(collection_id: CollectionId, feature_id: str, request: Request,
          store: Annotated[Store, Depends(get_store)]) -> dict[str, Any]:
     """One feature by id (ids may contain ``/``, e.g. ``<scene>/<n>``)."""
-    resources = _known_collection(collection_id, request)
+    resources = known_collection(collection_id, request)
     feature = feature_by_id(collection_id, feature_id, store, resources)
     if feature is None:
         raise Problem(404, f"collection {collection_id!r} has no feature {feature_id!r}",

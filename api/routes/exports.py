@@ -19,7 +19,7 @@ from api.dependencies import get_store, require_read_key
 from api.features import COLLECTIONS, collection_page
 from api.filters import parse_bbox, parse_datetime
 from api.problems import PROBLEM_RESPONSES, Problem
-from api.routes.collections import _known_collection
+from api.routes.collections import known_collection
 from pipeline.export import write_geopackage
 from pipeline.store import Store
 
@@ -53,7 +53,7 @@ def export(
     if suffix not in MEDIA_TYPES or collection_id not in COLLECTIONS:
         raise Problem(404, f"no export {filename!r}; use <collection>.geojson or <collection>.gpkg with a "
                            f"collection among {sorted(COLLECTIONS)}", invalid_params=[("filename", "unknown export")])
-    resources = _known_collection(collection_id, request)
+    resources = known_collection(collection_id, request)
     interval = parse_datetime(datetime_)
     start, end = interval if interval is not None else (None, None)
     page = collection_page(collection_id, store, resources, bbox=parse_bbox(bbox), start=start, end=end,
