@@ -456,34 +456,30 @@ def split_antimeridian(geometry: BaseGeometry) -> Polygon | MultiPolygon:
 
 
 # -- measuring areas ------------------------------------------------------------------------------
-#: Spacing (degrees, about 110 m) of the boundary vertices distances are measured to, and spacing
-#: (km) of the vertices of a heading ray; both bound the error of :class:`AreaMeasure`.
-_BOUNDARY_SPACING_DEG = 0.001
-_RAY_STEP_KM = 1.0
-
-
 class AreaMeasure:
-    """Distances, containment and heading-ray entry for a set of protected areas (vectorised over pairs).
+    """Containment, boundary distance and heading-ray entry for protected areas, asked per pair.
 
     Every method takes *pairs*: equal-length arrays of a vessel position ``(lon, lat)`` (degrees)
-    and an area number ``area`` (index into the :class:`ProtectedAreas`), so the caller asks only
-    about the (vessel, area) pairs that :meth:`pairs_within` found near each other.
-
-    Notes
-    -----
-    This is the smallest adapter that answers the alert questions with :mod:`geo.haversine`
-    and shapely while :mod:`geo.areas` is written; its known errors: area edges are straight in
-    lon/lat (the GIS convention of WDPA files), boundary distances are measured to boundary
-    vertices spaced ``0.001°`` (too long by at most ~60 m), and the heading ray is a polyline
-    with a vertex every km on the great circle (off it by centimetres), intersected exactly.
+    and an area number ``area`` (index into the :class:`ProtectedAreas`), so only the (vessel,
+    area) pairs that :meth:`pairs_within` found near each other are measured, however large the
+    register. The geometry is :mod:`geo.areas` (edges are great-circle arcs; exact inside test,
+    point-to-arc boundary distance and first entry of a great-circle ray); each area's
+    :class:`geo.areas.ProtectedAreas` is built the first time a vessel comes near it.
     """
 
     def __init__(self, areas: ProtectedAreas) -> None:
         self.areas = areas
         self.geometry = np.asarray(areas.geometry, dtype=object)
-        shapely.prepare(self.geometry)
         self._tree = shapely.STRtree(self.geometry)
-        self._boundary: dict[int, NDArray[np.float64]] = {}
+        self._spherical: dict[int, Any] = {}
+
+    def _area(self, j: int) -> Any:
+        """The :class:`geo.areas.ProtectedAreas` of area ``j`` alone (built once)."""
+        if j not in self._spherical:
+            from geo.areas import ProtectedAreas as SphericalAreas
+
+            self._spherical[j] = SphericalAreas([self.geometry[j]], ids=[self.areas.area_id[j]])
+        return self._spherical[j]
 
     def pairs_within(
         self, lon: NDArray[np.float64], lat: NDArray[np.float64], extra_km: float = 0.0
@@ -500,7 +496,9 @@ class AreaMeasure:
         if lon.size == 0 or len(self.areas) == 0:
             return empty
         reach_km = float(np.max(self.areas.alert_radius_km)) + float(extra_km)
-        dlat = reach_km / 111.0 + 0.01
+        # a generous lon/lat box around each vessel (great-circle edges bulge a little past the
+        # planar outline, hence the 0.05° margin): the exact test follows
+        dlat = reach_km / 111.0 + 0.05
         dlon = np.minimum(dlat / np.maximum(np.cos(np.radians(np.minimum(np.abs(lat) + dlat, 89.9))), 1e-6), 180.0)
         found = [
             self._tree.query(shapely.box(lon - dlon + shift, lat - dlat, lon + dlon + shift, lat + dlat))
@@ -523,32 +521,22 @@ class AreaMeasure:
         out = np.zeros(area.shape, dtype=bool)
         for j in np.unique(area):
             rows = area == j
-            out[rows] = shapely.intersects_xy(self.geometry[j], lon[rows], lat[rows])
+            out[rows] = self._area(int(j)).contains(lon[rows], lat[rows])[:, 0]
         return out
-
-    def _boundary_points(self, j: int) -> NDArray[np.float64]:
-        if j not in self._boundary:
-            boundary = shapely.segmentize(self.geometry[j].boundary, _BOUNDARY_SPACING_DEG)
-            coords = shapely.get_coordinates(boundary)
-            # the antimeridian cut is not a real boundary: an area split there continues across it
-            seam = np.isclose(np.abs(coords[:, 0]), 180.0)
-            self._boundary[j] = coords[~seam] if (~seam).any() else coords
-        return self._boundary[j]
 
     def boundary_distance_km(
         self, lon: NDArray[np.float64], lat: NDArray[np.float64], area: NDArray[np.int64]
     ) -> NDArray[np.float64]:
-        """Great-circle distance (km) from each vessel to the boundary of its paired area."""
-        from geo.haversine import distance_km
+        """Great-circle distance (km) from each vessel to the boundary of its paired area.
 
+        For a vessel outside an area split at the antimeridian this is the distance to its real
+        boundary (the cut lies inside the area, so never nearer); vessels inside are not asked.
+        """
         lon, lat, area = np.asarray(lon, dtype=np.float64), np.asarray(lat, dtype=np.float64), np.asarray(area)
         out = np.empty(area.shape)
         for j in np.unique(area):
-            rows = np.flatnonzero(area == j)
-            points = self._boundary_points(int(j))
-            for chunk in np.array_split(rows, max(1, rows.size * points.shape[0] // 2_000_000)):
-                d = distance_km(lon[chunk, None], lat[chunk, None], points[None, :, 0], points[None, :, 1])
-                out[chunk] = d.min(axis=1)
+            rows = area == j
+            out[rows] = self._area(int(j)).boundary_distance_km(lon[rows], lat[rows])[:, 0]
         return out
 
     def ray_entry(
@@ -561,58 +549,25 @@ class AreaMeasure:
     ) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
         """Where a great-circle ray from each vessel along ``bearing_deg`` first enters its paired area.
 
-        The ray is the great circle sampled every ``_RAY_STEP_KM`` (its chords deviate from the
-        great circle by centimetres); its intersection with the area is exact, and the entry is the
-        intersection point nearest the vessel (along the ray, distance from the start grows
-        monotonically).
-
         Returns
         -------
         (entry_km, entry_lon, entry_lat) : tuple of ndarray
             Distance along the ray (km) and the entry point; NaN where the ray does not enter
             within ``max_km``; 0 for a vessel already inside.
         """
-        from geo.haversine import destination_point, distance_km
-
         lon, lat = np.asarray(lon, dtype=np.float64), np.asarray(lat, dtype=np.float64)
         bearing, area = np.asarray(bearing_deg, dtype=np.float64), np.asarray(area)
-        entry_km = np.full(lon.shape, np.inf)
-        if lon.size == 0:
-            return entry_km, entry_km.copy(), entry_km.copy()
-        steps = np.linspace(0.0, max_km, int(np.ceil(max_km / _RAY_STEP_KM)) + 1)
-        ray_lon, ray_lat = destination_point(lon[:, None], lat[:, None], bearing[:, None], steps[None, :])
-        ray_lon[:, 0] = lon
-        ray_lon = np.unwrap(ray_lon, period=360.0, axis=1)  # continuous across 180°
-        rays = shapely.linestrings(np.stack([ray_lon, ray_lat], axis=-1))
-        for shift in (0.0, 360.0, -360.0):  # rays past 180° meet the areas' copies one turn away
-            if shift == 0.0:
-                rows = np.arange(lon.size)
-            else:
-                rows = np.flatnonzero(ray_lon.max(axis=1) > 180.0 if shift > 0 else ray_lon.min(axis=1) < -180.0)
-            if rows.size == 0:
-                continue
-            geometry = self.geometry[area[rows]]
-            if shift:
-                geometry = shapely.transform(geometry, lambda xy, shift=shift: xy + np.array([shift, 0.0]))
-            hit = shapely.intersects(rays[rows], geometry)
-            rows, geometry = rows[hit], geometry[hit]
-            if rows.size == 0:
-                continue
-            crossing = shapely.intersection(rays[rows], geometry)
-            points, index = shapely.get_coordinates(crossing, return_index=True)
-            along = distance_km(lon[rows][index], lat[rows][index], points[:, 0], points[:, 1])
-            np.minimum.at(entry_km, rows[index], along)
-        enters = np.isfinite(entry_km)
-        entry_km[~enters] = np.nan
-        entry_lon, entry_lat = np.full(lon.shape, np.nan), np.full(lon.shape, np.nan)
-        if enters.any():
-            entry_lon[enters], entry_lat[enters] = destination_point(
-                lon[enters], lat[enters], bearing[enters], entry_km[enters]
-            )
+        entry_km, entry_lon, entry_lat = (np.full(lon.shape, np.nan) for _ in range(3))
+        for j in np.unique(area):
+            rows = np.flatnonzero(area == j)
+            hit = self._area(int(j)).ray_entry(lon[rows], lat[rows], bearing[rows], lookahead_km=max_km)
+            enters = hit.enters[:, 0]
+            entry_km[rows[enters]] = hit.distance_km[enters, 0]
+            entry_lon[rows[enters]] = hit.lon[enters, 0]
+            entry_lat[rows[enters]] = hit.lat[enters, 0]
         return entry_km, entry_lon, entry_lat
 
 
-# -- coastline ------------------------------------------------------------------------------------
 class CoastDistance:
     """Great-circle distance (km) from points to the coastline: ``CoastDistance.from_file(path)(lon, lat)``.
 
