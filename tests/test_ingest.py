@@ -231,3 +231,43 @@ def test_windows_partition_the_grid_with_overlap():
         assert read.row_off == max(0, r0 - 4) and read.col_off == max(0, c0 - 4)
         assert read.row_off + read.height == min(50, r0 + int(core.height) + 4)
     assert (cores == 1).all()
+
+
+def test_stac_item_with_common_names_and_s2_properties(tmp_path, reflectance):
+    """Earth Search style: assets keyed 'blue', 'nir', ...; band in eo:bands; offsets in properties."""
+    write_band_folder(tmp_path / "bands", reflectance, sidecar=False)
+    common = {"B02": "blue", "B03": "green", "B04": "red", "B08": "nir", "B11": "swir16"}
+    assets = {}
+    for band, name in common.items():
+        tif = next((tmp_path / "bands").glob(f"*_{band}.tif"))
+        key = name if band != "B11" else "asset-7"  # this one is only named through eo:bands
+        assets[key] = {"href": f"bands/{tif.name}", "eo:bands": [{"name": name, "common_name": name}]}
+    assets["thumbnail"] = {"href": "thumb.jpg"}
+    item = {
+        "type": "Feature", "id": "S2B_31UET_20240301_0_L2A", "assets": assets,
+        "properties": {"datetime": "2024-03-01T10:50:00Z", "proj:epsg": 32631, "s2:mgrs_tile": "31UET",
+                       "s2:processing_baseline": "05.10", "s2:product_type": "S2MSI2A"},
+    }
+    (tmp_path / "item.json").write_text(json.dumps(item))
+    with open_scene(tmp_path / "item.json") as scene:
+        meta = scene.metadata
+        assert (meta.product_id, meta.tile_id, meta.level, meta.layout) == ("S2B_31UET_20240301_0_L2A", "31UET", "L2A", "stac")
+        assert meta.radiometry == "metadata"
+        # Baseline 05.10 without explicit scale: the ESA convention, 10000 and -1000.
+        np.testing.assert_allclose(scene.read("B08"), reflectance["B08"], atol=6e-5)
+        np.testing.assert_allclose(scene.read("B11")[::2, ::2], _b11_20m(reflectance["B11"]), atol=6e-5)
+
+
+def test_stac_raster_bands_scale_and_offset_win(tmp_path, reflectance):
+    write_band_folder(tmp_path / "bands", reflectance, sidecar=False)
+    assets = {}
+    for band in ("B02", "B03", "B04", "B08", "B11"):
+        tif = next((tmp_path / "bands").glob(f"*_{band}.tif"))
+        assets[band] = {"href": f"./bands/{tif.name}",
+                        "raster:bands": [{"scale": 0.0001, "offset": -0.1, "nodata": 0}]}
+    item = {"type": "Feature", "id": "x", "assets": assets,
+            "properties": {"datetime": "2024-03-01T10:50:00Z", "proj:code": "EPSG:32631"}}
+    (tmp_path / "x.json").write_text(json.dumps(item))
+    with open_scene(tmp_path) as scene:  # the folder holding the item opens too
+        np.testing.assert_allclose(scene.read("B02"), reflectance["B02"], atol=6e-5)
+        assert scene.metadata.acquired == datetime(2024, 3, 1, 10, 50, tzinfo=timezone.utc)
