@@ -180,3 +180,15 @@ def test_validation_errors_name_rows():
     with pytest.raises(InputError, match="empty"):
         PlatformIndex([], [])
     assert index.query(540.0, 0.0).distance_km[0] == pytest.approx(20015.114, abs=1e-3)
+
+
+def test_kd_tree_fallback_leaves_are_exact_too():
+    # a shallow quadtree with one candidate per leaf leaves crowded cells to the k-d tree fallback
+    rng = np.random.default_rng(21)
+    plon = np.round(rng.uniform(-20, 20, 400), 1)
+    plat = np.round(rng.uniform(-20, 20, 400), 1)
+    index = PlatformIndex(plon, plat, max_candidates=1, max_level=3)
+    assert (index._leaf_count < 0).any()
+    qlon = np.round(rng.uniform(-25, 25, 300), 2)
+    qlat = np.round(rng.uniform(-25, 25, 300), 2)
+    assert_identical_to_brute_force(index, qlon, qlat, index.lon, index.lat)
