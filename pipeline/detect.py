@@ -119,7 +119,7 @@ class DetectorConfig:
     z_peak: float = 8.0
     min_contrast: float = 0.5
     min_excess: float = 0.015
-    max_blue_ratio: float = 0.85
+    max_blue_ratio: float = 0.7
     min_water_px: int = 2500
     sigma_floor_fraction: float = 0.01
     min_area_px: int = 1
