@@ -16,7 +16,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from geo.earth import EARTH_RADIUS_KM
 from geo.unit_vectors import angle_between, from_unit_vectors, to_unit_vectors
-from geo.validation import check_finite, check_lat, check_lon_lat, check_nonnegative
+from geo.validation import check_finite, check_lon_lat, check_nonnegative
 
 FloatArray = NDArray[np.float64]
 
