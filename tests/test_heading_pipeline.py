@@ -1,0 +1,89 @@
+"""Heading step: shipped weights give correct headings, grid-north conversion, georeferenced keypoints."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+from affine import Affine
+from pyproj import Transformer
+
+from models.inference import config_path_for, load_heading_model, predict_keypoints
+from models.metrics import angular_error_deg
+from models.wake_chips import BAND_NAMES, ChipRanges, draw_chips
+from pipeline.heading import HeadingResults, estimate_headings, true_heading_deg
+from vesselwatch.settings import Settings
+
+EASY = ChipRanges(
+    length_m=(60.0, 200.0), speed_kn=(12.0, 20.0), p_wake=1.0, noise_sigma=(0.0005, 0.001),
+    swell_amplitude=(0.0, 0.001), p_glint=0.0, p_cloud=0.0, p_stretch=0.0, p_rgb_only=0.0, jitter_px=1.0,
+    p_distractor=0.0,
+)
+
+
+@pytest.fixture(scope="module")
+def model():
+    return load_heading_model(fast=False, threads=2)
+
+
+@pytest.fixture(scope="module")
+def easy_chips():
+    return draw_chips(31337, 12, EASY, size=128)
+
+
+def test_shipped_weights_and_config_travel_together():
+    weights = Settings().resolved_heading_weights_path()
+    assert weights.exists() and weights.stat().st_size <= 20 * 1024 * 1024
+    assert config_path_for(weights).exists()
+
+
+def test_shipped_model_finds_headings_within_10_deg_on_easy_chips(model, easy_chips):
+    pred = predict_keypoints(model, easy_chips["data"], BAND_NAMES)
+    errors = angular_error_deg(pred.heading_grid_deg, easy_chips["heading_grid_deg"])
+    assert np.count_nonzero(errors <= 10.0) >= 11, errors
+    assert not pred.ambiguous.all()
+    # Hull keypoint near the truth (chip pixels), uncertainty finite and positive.
+    hull_error_px = np.hypot(*(pred.keypoints_px[:, 0] - easy_chips["keypoints"][:, 0]).T)
+    assert np.median(hull_error_px) < 3.0
+    assert np.all(pred.uncertainty_deg[np.isfinite(pred.heading_grid_deg)] > 0)
+
+
+def test_no_wake_chips_are_flagged_ambiguous(model):
+    still = draw_chips(4040, 12, replace(EASY, p_wake=0.0), size=128)
+    pred = predict_keypoints(model, still["data"], BAND_NAMES)
+    assert np.count_nonzero(pred.ambiguous) >= 10
+    assert np.all(np.isnan(pred.heading_grid_deg[pred.ambiguous & (pred.visibility[:, 1] < 0.5)]))
+
+
+def test_true_heading_adds_grid_north():
+    np.testing.assert_allclose(true_heading_deg([0.0, 350.0, np.nan], [2.5, 20.0, 1.0]), [2.5, 10.0, np.nan])
+
+
+def test_estimate_headings_converts_to_true_north_and_georeferences_keypoints(model, easy_chips):
+    crs = "EPSG:32631"
+    transform = Affine(10.0, 0.0, 600000.0, 0.0, -10.0, 5800000.0)
+    chips = [
+        SimpleNamespace(data=easy_chips["data"][i], band_names=list(BAND_NAMES), transform=transform, crs=crs,
+                        grid_north_deg=gn)
+        for i, gn in zip(range(4), [0.0, 1.2, -3.0, 40.0])
+    ]
+    result = estimate_headings(chips, model)
+    assert isinstance(result, HeadingResults) and len(result) == 4
+    np.testing.assert_allclose(result.heading_deg, np.mod(result.heading_grid_deg + [0.0, 1.2, -3.0, 40.0], 360))
+    x, y = result.keypoints_px[:, 0, 0], result.keypoints_px[:, 0, 1]
+    lon, lat = Transformer.from_crs(crs, "EPSG:4326", always_xy=True).transform(600000.0 + 10 * x, 5800000.0 - 10 * y)
+    np.testing.assert_allclose(result.keypoints_lon[:, 0], lon, atol=1e-9)
+    np.testing.assert_allclose(result.keypoints_lat[:, 0], lat, atol=1e-9)
+    record = result.keypoints_dict(0)
+    assert set(record) == {"hull", "wake_end", "arm_left_end", "arm_right_end"}
+    assert record["hull"]["lon"] == pytest.approx(lon[0], abs=1e-6)
+    assert len(estimate_headings([], model)) == 0
+
+
+def test_rgb_png_chips_work_without_nir(model, easy_chips):
+    rgb = easy_chips["data"][:6, [2, 1, 0]]
+    pred = predict_keypoints(model, rgb, ["B04", "B03", "B02"])
+    errors = angular_error_deg(pred.heading_grid_deg, easy_chips["heading_grid_deg"][:6])
+    assert np.count_nonzero(errors <= 10.0) >= 5
