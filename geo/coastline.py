@@ -8,8 +8,8 @@ on it.
 Divide and conquer
 ------------------
 Vertices are assigned to the cube-face quadtree cells of :mod:`geo.cube_cells` at ``tile_level``
-(level 2: 96 tiles). A segment belongs to the tile of its first vertex; a segment that leaves its
-tile brings a copy of its end vertex along, so each tile is self-contained: its vertices, which of
+(level 0, the default: the 6 cube faces; level 2: 96 tiles). A segment belongs to the tile of its
+first vertex; a segment that leaves its tile brings a copy of its end vertex along, so each tile is self-contained: its vertices, which of
 them start a segment, a k-d tree of their unit vectors, its longest segment ``l_max`` and a cap
 (centre, radius) containing all of its segments. Tiles are built independently (in parallel, or
 on separate machines: the partition is what a Dask cluster would spread) and the whole coastline
@@ -219,8 +219,8 @@ class CoastlineIndex:
         cls,
         chunks: Iterable[LineChunk],
         *,
-        tile_level: int = 2,
-        max_segment_km: float = 5.0,
+        tile_level: int = 0,
+        max_segment_km: float = 2.0,
         workers: int = 1,
     ) -> CoastlineIndex:
         """Index polylines given as chunks of whole lines.
