@@ -1,7 +1,7 @@
 """Calibration of the heading uncertainty and evaluation on synthetic chip sets.
 
 The network's von Mises sigma is only a relative confidence. :func:`fit_uncertainty_scale` finds
-the factor ``s`` such that the truth lies within ``±2 s sigma`` for a chosen share (default 92%) of a
+the factor ``s`` such that the truth lies within ``±2 s sigma`` for a chosen share (default 95%) of a
 calibration set drawn with the *training* ranges and a seed used nowhere else; the held-out test
 set (other seeds, other ranges) then measures whether the ≥ 90% coverage target really holds.
 """
@@ -33,7 +33,7 @@ def _predict_set(model: HeadingModel, chips: dict[str, np.ndarray], tta: bool) -
 
 
 def fit_uncertainty_scale(
-    model: HeadingModel, *, count: int = 1024, seed: int = CALIBRATION_SEED, coverage: float = 0.92,
+    model: HeadingModel, *, count: int = 1024, seed: int = CALIBRATION_SEED, coverage: float = 0.95,
     ranges: ChipRanges = TRAIN_RANGES, chip_size: int = 128, tta: bool = False,
 ) -> float:
     """Factor for the model's sigma so that ``|error| <= 2 * factor * sigma`` on ``coverage`` of chips with wakes."""
