@@ -20,7 +20,7 @@ import errno
 import logging
 import time
 from collections.abc import Callable, Sequence
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -351,7 +351,7 @@ def monitor_inbox(
         outcomes.append(ProductOutcome(candidate.product_id, candidate.checksum, candidate.path, QUARANTINED,
                                        error=reason))
 
-    with task_runner(concurrency, dask_address) as runner:
+    with task_runner(concurrency, dask_address) if plan.to_process else nullcontext() as runner:
         futures = {
             runner.submit(process_product, {"candidate": candidate, "database_url": database_url}): candidate
             for candidate in plan.to_process
