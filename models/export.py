@@ -11,6 +11,8 @@ measurement; it is never the default unless its accuracy has been shown to hold.
 from __future__ import annotations
 
 import logging
+import os
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -48,15 +50,22 @@ def export_onnx(model: HeadingModel, path: str | Path, opset: int = 17) -> Path:
     config = model.config
     dummy = torch.zeros(2, len(config.bands), config.input_size, config.input_size)
     wrapped = _TupleOutputs(model.network.eval().to(memory_format=torch.contiguous_format)).eval()
-    tmp = path.with_suffix(".tmp.onnx")
-    with torch.inference_mode(False), torch.no_grad():
-        torch.onnx.export(
-            wrapped, (dummy,), str(tmp), input_names=["input"], output_names=list(OUTPUT_NAMES),
-            dynamic_axes={"input": {0: "batch"}, **{name: {0: "batch"} for name in OUTPUT_NAMES}},
-            opset_version=opset, dynamo=False, do_constant_folding=True,
-        )
-    model.network.to(memory_format=torch.channels_last)
-    tmp.replace(path)
+    # A name of its own per call: threads or processes warming the same cache never write into
+    # each other's half-written file; the atomic rename makes whichever finishes last win whole.
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".onnx")
+    os.close(handle)
+    tmp = Path(temporary)
+    try:
+        with torch.inference_mode(False), torch.no_grad():
+            torch.onnx.export(
+                wrapped, (dummy,), str(tmp), input_names=["input"], output_names=list(OUTPUT_NAMES),
+                dynamic_axes={"input": {0: "batch"}, **{name: {0: "batch"} for name in OUTPUT_NAMES}},
+                opset_version=opset, dynamo=False, do_constant_folding=True,
+            )
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
+        model.network.to(memory_format=torch.channels_last)
     return path
 
 
