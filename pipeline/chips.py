@@ -138,7 +138,7 @@ def cut_chips(scene: Scene, detections: Detections, size_px: int = 128, *,
     row_off, col_off = chip_windows(detections.row, detections.col, size_px)
     centre_c = col_off + size_px / 2.0
     centre_r = row_off + size_px / 2.0
-    cx, cy = metadata.transform * (centre_c, centre_r)
+    cx, cy = metadata.transform @ (centre_c, centre_r)
     cx, cy = np.asarray(cx, float), np.asarray(cy, float)
     convergence = grid_north_deg(metadata.crs, cx, cy)
     lon, lat = Transformer.from_crs(metadata.crs, "EPSG:4326", always_xy=True).transform(cx, cy)

@@ -429,7 +429,8 @@ def _cfar_components(nir: np.ndarray, sea: np.ndarray, land: np.ndarray,
         nir_excess = np.bincount(lab, weights=w * excess.ravel()[idx], minlength=n)
         with np.errstate(invalid="ignore", divide="ignore"):
             blue_ratio = np.where(nir_excess > 0, blue_excess / nir_excess, np.inf)
-    sw = np.bincount(lab, weights=w, minlength=n)
+    # Labels with no pixel here (components dropped earlier) weigh nothing; keep them finite.
+    sw = np.maximum(np.bincount(lab, weights=w, minlength=n), 1e-300)
     r_mean = np.bincount(lab, weights=w * rr, minlength=n) / sw
     c_mean = np.bincount(lab, weights=w * cc, minlength=n) / sw
     dr = rr - r_mean[lab]
@@ -470,7 +471,7 @@ def _cfar_components(nir: np.ndarray, sea: np.ndarray, land: np.ndarray,
 def _to_detections(found: tuple[np.ndarray, ...], metadata: SceneMetadata, pixel_m: float,
                    config: DetectorConfig) -> Detections:
     row, col, var_major, var_minor, angle, peak, blue_ratio, area = found
-    x, y = metadata.transform * (col, row)
+    x, y = metadata.transform @ (col, row)
     x, y = np.asarray(x, float), np.asarray(y, float)
     to_lonlat = Transformer.from_crs(metadata.crs, "EPSG:4326", always_xy=True)
     lon, lat = to_lonlat.transform(x, y)

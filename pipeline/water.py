@@ -66,7 +66,7 @@ def map_units_per_metre(crs: CRS, transform: Affine, width: int, height: int) ->
 
     1 for UTM (to within the scale factor), about ``1 / cos(lat)`` for Web Mercator.
     """
-    cx, cy = transform * (width / 2.0, height / 2.0)
+    cx, cy = transform @ (width / 2.0, height / 2.0)
     step = abs(transform.a) * 10.0
     to_lonlat = Transformer.from_crs(crs, "EPSG:4326", always_xy=True)
     lon, lat = to_lonlat.transform(np.array([cx - step / 2, cx + step / 2]), np.array([cy, cy]))

@@ -42,7 +42,7 @@ def test_chips_are_centred_georeferenced_and_reflect_padded(product):
     # Centred: the detection's pixel sits at index 8, and the chip transform agrees with the scene's.
     assert (inner.window.row_off, inner.window.col_off) == (42, 32)
     np.testing.assert_array_equal(inner.data, full[:, 42:58, 32:48])
-    assert inner.transform * (8.5, 8.5) == pytest.approx(meta.transform * (40.5, 50.5))
+    assert inner.transform @ (8.5, 8.5) == pytest.approx(meta.transform @ (40.5, 50.5))
     # Upper-left corner chip: rows/cols -6..-1 are mirror images of rows/cols 1..6.
     assert (corner.window.row_off, corner.window.col_off) == (-6, -5)
     np.testing.assert_array_equal(corner.data[:, 6:, 5:], full[:, :10, :11])
@@ -55,7 +55,7 @@ def test_chips_are_centred_georeferenced_and_reflect_padded(product):
     np.testing.assert_array_equal(far.data[:, 10, :14], full[:, 94, 82:96])
     # Centre lon/lat and convergence at the chip centre, from pyproj.
     proj = Proj(meta.crs)
-    x, y = inner.transform * (8, 8)
+    x, y = inner.transform @ (8, 8)
     lon, lat = proj(x, y, inverse=True)
     assert (inner.center_lon, inner.center_lat) == pytest.approx((lon, lat), abs=1e-9)
     assert inner.grid_north_deg == pytest.approx(proj.get_factors(lon, lat).meridian_convergence, abs=1e-4)
