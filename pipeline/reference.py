@@ -193,7 +193,9 @@ def load_platforms(path: str | Path, *, include_removed: bool = False) -> Platfo
     ids = _platform_ids(frame, columns)
     name_column = _find(columns, _PLATFORM_NAME)
     names = frame[name_column].to_numpy(object) if name_column is not None else np.full(len(frame), None, object)
-    lon = ((lon + 180.0) % 360.0) - 180.0
+    # Wrap only what lies outside [-180, 180]: the modulo would turn 2.9 into 2.9000000000000057.
+    outside = (lon < -180.0) | (lon > 180.0)
+    lon = np.where(outside, ((lon + 180.0) % 360.0) - 180.0, lon)
     records = frame.to_dict(orient="records")
     properties = [{str(k): _json_safe(v) for k, v in record.items()} for record, k_ in zip(records, keep) if k_]
     names = np.array([_json_safe(n) for n in names[keep]], dtype=object)
