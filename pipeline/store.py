@@ -227,6 +227,10 @@ class StoredScene:
     """``(new detection id, stored detection id)`` pairs found to be one vessel (one of each pair kept)."""
 
 
+#: Key of the PostgreSQL advisory lock serialising overlap merges (any constant; "vesselw" in ASCII).
+_OVERLAP_LOCK_KEY = 0x76657373656C77
+
+
 def _dumps(value: Any) -> str | None:
     return None if value is None else json.dumps(value, allow_nan=False, separators=(",", ":"))
 
@@ -335,6 +339,11 @@ class Store:
         if orphans:
             raise ValueError(f"scene {scene.scene_id!r}: alerts refer to unknown detections {sorted(orphans)[:5]}")
         with self.engine.begin() as connection:
+            if overlap_radius_m is not None and connection.dialect.name == "postgresql":
+                # Two scenes of one pass stored at once would each miss the other's uncommitted
+                # copies and both keep theirs: merging transactions take turns. (SQLite needs no
+                # lock: the DELETE below already holds its database-wide write lock.)
+                connection.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _OVERLAP_LOCK_KEY})
             connection.execute(sa.delete(alerts_table).where(alerts_table.c.scene_id == scene.scene_id))
             connection.execute(sa.delete(detections).where(detections.c.scene_id == scene.scene_id))
             connection.execute(sa.delete(scenes).where(scenes.c.scene_id == scene.scene_id))

@@ -91,6 +91,36 @@ def test_two_overlapping_tiles_give_one_detection_and_one_alert(order, database_
     assert [a.alert_id for a in store.iter_alerts()] == [alerts[0].alert_id]
 
 
+def test_overlapping_tiles_stored_at_the_same_time_still_give_one_vessel(database_url):  # noqa: F811
+    # Two workers storing the two tiles of one pass at once: without serialising the merges each
+    # transaction misses the other's uncommitted copy and both keep theirs (4 detections, 2 alerts).
+    import threading
+
+    seen = {"31UET": [ONLY_WEST, OVERLAP_VESSEL], "31UFT": [OVERLAP_VESSEL, ONLY_EAST]}
+    store = Store.connect(database_url)
+    for attempt in range(5):
+        acquired = T0 + timedelta(days=attempt)  # each attempt its own pass
+        barrier = threading.Barrier(2)
+        errors = []
+
+        def work(tile):
+            try:
+                barrier.wait()
+                _store_tile(store, tile, seen[tile], acquired)
+            except Exception as error:  # noqa: BLE001 - reported by the assertion below
+                errors.append(error)
+
+        threads = [threading.Thread(target=work, args=(tile,)) for tile in seen]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert errors == []
+        scene_ids = [_scene_id(tile, acquired) for tile in seen]
+        assert sum(store.count_detections(scene_id) for scene_id in scene_ids) == 3, f"attempt {attempt}"
+        assert sum(store.count_alerts(scene_id) for scene_id in scene_ids) == 1, f"attempt {attempt}"
+
+
 def test_the_same_place_in_another_pass_is_another_vessel():
     store = Store.connect("sqlite://")
     _store_tile(store, "31UET", [OVERLAP_VESSEL])
