@@ -64,12 +64,11 @@ def create_app(
         (once per process).
     webhooks
         Alert webhook dispatcher to run in the background while the app is up; default one for
-        ``settings.api_webhook_urls`` when the settings have it, else none.
+        ``settings.api_webhook_urls`` when any are set, else none.
     """
     settings = settings or Settings()
-    if webhooks is None and getattr(settings, "api_webhook_urls", None):
-        # Settings fields proposed for the lead: api_webhook_urls (list) and api_webhook_secret.
-        webhooks = WebhookDispatcher(list(settings.api_webhook_urls), getattr(settings, "api_webhook_secret", ""))
+    if webhooks is None and settings.api_webhook_urls:
+        webhooks = WebhookDispatcher(list(settings.api_webhook_urls), settings.api_webhook_secret)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -43,10 +43,20 @@ class Settings(BaseSettings):
     api_read_requires_key: bool = False
     api_cors_origins: list[str] = Field(default_factory=list)
     api_max_upload_bytes: int = Field(8 * 1024 * 1024, gt=0)
+    api_webhook_urls: list[str] = Field(
+        default_factory=list, description="URLs that receive each new alert as a signed JSON POST."
+    )
+    api_webhook_secret: str = Field("", description="HMAC-SHA256 key signing webhook bodies; empty: unsigned.")
+
+    inbox_dir: Path | None = Field(None, description="Folder the monitor watches; default var/inbox.")
 
     log_level: str = "INFO"
 
     # -- derived paths -------------------------------------------------------------------------
+    def resolved_inbox_dir(self) -> Path:
+        """The monitor's inbox (``var/inbox`` under ``var_dir`` by default)."""
+        return self.inbox_dir or self.var_dir / "inbox"
+
     def resolved_database_url(self) -> str:
         """The SQLAlchemy URL to use: the configured one, else SQLite under ``var_dir``."""
         if self.database_url:

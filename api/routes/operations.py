@@ -41,12 +41,6 @@ class QueuedScene(BaseModel):
     product_id: str | None = None
 
 
-def inbox_dir(settings: Settings) -> Path:
-    """The monitor's inbox: ``settings.inbox_dir`` when the settings have one, else ``<var_dir>/inbox``."""
-    configured = getattr(settings, "inbox_dir", None)
-    return Path(configured) if configured else settings.var_dir / "inbox"
-
-
 @router.post("", status_code=202, response_model=QueuedScene, dependencies=[Depends(require_write_key)],
              summary="Queue a product for processing")
 def queue_scene(body: SceneRequest, settings: Annotated[Settings, Depends(get_settings)]) -> Any:
@@ -64,7 +58,7 @@ def queue_scene(body: SceneRequest, settings: Annotated[Settings, Depends(get_se
         raise Problem(422, f"{path} is not a readable Sentinel-2 product: {error}",
                       invalid_params=[("path", "not a product")]) from None
     product_id = description.product_id
-    inbox = inbox_dir(settings)
+    inbox = settings.resolved_inbox_dir()
     inbox.mkdir(parents=True, exist_ok=True)
     link = inbox / path.name
     status = "queued"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 import re
 from dataclasses import asdict
 from datetime import timedelta
@@ -61,7 +60,8 @@ class _ProgressBar:
 
 
 def monitor(
-    inbox: Annotated[Path, typer.Argument(help="Folder of products, or a STAC catalog JSON.")],
+    inbox: Annotated[Path | None, typer.Argument(help="Folder of products, or a STAC catalog JSON "
+                                                 "(default: the settings' inbox_dir, var/inbox).")] = None,
     every: Annotated[str | None, typer.Option("--every", help="Serve a deployment running a pass this often "
                                               "(30s, 10m, 1h).")] = None,
     cron: Annotated[str | None, typer.Option("--cron", help="Serve a deployment on this cron schedule (UTC).")] = None,
@@ -82,13 +82,14 @@ def monitor(
     if sum([every is not None, cron is not None, once]) != 1:
         typer.echo("error: give exactly one of --every, --cron or --once", err=True)
         raise typer.Exit(2)
+    settings = Settings()
+    inbox = inbox or settings.resolved_inbox_dir()
     if not inbox.exists():
         typer.echo(f"error: inbox {inbox}: no such folder or file", err=True)
         raise typer.Exit(2)
     if not verbose:
         quiet_prefect_console()
-        logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per API call otherwise
-    database_url = db or Settings().resolved_database_url()
+    database_url = db or settings.resolved_database_url()
     options = {"database_url": database_url, "concurrency": concurrency, "dask_address": dask_address,
                "max_attempts": max_attempts, "settle_seconds": settle_seconds}
     try:
