@@ -7,6 +7,7 @@ to the application through a ``register(app)`` function, so this file only wires
 from __future__ import annotations
 
 import logging
+import os
 
 import typer
 
@@ -33,9 +34,28 @@ def configure_logging(settings: Settings) -> None:
     )
 
 
+def configure_prefect(settings: Settings) -> None:
+    """Defaults for the local Prefect the commands start, unless the environment sets them.
+
+    Prefect's state lives under ``var/prefect`` (not the user's ``~/.prefect``), nothing is sent
+    home, and the temporary server gets 90 s to start (its 20 s default is too tight on a busy
+    machine). Must run before Prefect is first imported.
+    """
+    defaults = {
+        "PREFECT_HOME": str(settings.var_dir / "prefect"),
+        "DO_NOT_TRACK": "1",
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "90",
+    }
+    for name, value in defaults.items():
+        os.environ.setdefault(name, value)
+
+
 def main() -> None:
     """Entry point of the ``vesselwatch`` console script."""
-    configure_logging(Settings())
+    settings = Settings()
+    configure_logging(settings)
+    configure_prefect(settings)
     app()
 
 

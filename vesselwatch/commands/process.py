@@ -17,9 +17,13 @@ log = logging.getLogger(__name__)
 
 
 def quiet_prefect_console() -> None:
-    """Keep Prefect's own task-failure tracebacks off the console; our one-line error says it."""
+    """Keep Prefect's own task-failure tracebacks and its client's request log off the console.
+
+    Our one-line error says what failed; ``--verbose`` leaves all of it on.
+    """
     for name in ("prefect.task_runs", "prefect.flow_runs", "prefect.engine"):
         logging.getLogger(name).setLevel(logging.CRITICAL)
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per Prefect API call otherwise
 
 
 def process(
