@@ -81,7 +81,7 @@ def read_chip(path: Path):
 
 def draw_heading_png(chip, result, index: int, out: Path, scale: int = 4) -> None:
     """Write the chip as an RGB PNG (upscaled) with keypoints and a heading arrow."""
-    from PIL import Image, ImageDraw
+    from PIL import Image, ImageDraw, ImageFont
 
     names = list(chip.band_names)
     planes = [names.index(b) if b in names else 0 for b in ("B04", "B03", "B02")]
@@ -108,7 +108,9 @@ def draw_heading_png(chip, result, index: int, out: Path, scale: int = 4) -> Non
             a = h + math.pi + side * math.radians(25)
             draw.line([x1, y1, x1 + 14 * math.sin(a), y1 - 14 * math.cos(a)], fill=(255, 60, 60), width=3)
     label = "ambiguous" if result.ambiguous[index] else f"{result.heading_deg[index]:.1f}° ± {result.uncertainty_deg[index]:.1f}°"
-    draw.text((6, 6), label, fill=(255, 255, 255))
+    # Pillow's scalable default font, outlined: readable at any chip size and over bright water.
+    font = ImageFont.load_default(size=max(12, image.width // 28))
+    draw.text((6, 6), label, fill=(255, 255, 255), font=font, stroke_width=2, stroke_fill=(0, 0, 0))
     out.parent.mkdir(parents=True, exist_ok=True)
     image.save(out)
 
