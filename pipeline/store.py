@@ -265,6 +265,23 @@ def _enable_sqlite_foreign_keys(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def _create_tables(engine: sa.Engine, attempts: int = 5) -> None:
+    """Create the missing tables, also when other processes do the same at the same moment.
+
+    Several API workers or flow runs opening a new database all see no table and all issue
+    ``CREATE TABLE``; the losers fail with "already exists" (SQLite) or a duplicate catalog row
+    (PostgreSQL). Looking again then finds the winner's tables and creates only what is missing.
+    """
+    for attempt in range(attempts):
+        try:
+            metadata.create_all(engine)
+            return
+        except sa.exc.DBAPIError:
+            if attempt == attempts - 1:
+                raise
+            log.debug("tables created concurrently by another connection; checking again")
+
+
 class Store:
     """Scenes, detections and alerts behind one SQLAlchemy engine.
 
@@ -276,7 +293,7 @@ class Store:
 
     def __init__(self, engine: sa.Engine) -> None:
         self.engine = engine
-        metadata.create_all(engine)
+        _create_tables(engine)
 
     @classmethod
     def connect(cls, url: str) -> Store:
