@@ -3,8 +3,10 @@
 Target (foundation issue): at most 60 s and 2.5 GB peak RSS on the project machine. Each run is
 a fresh subprocess, so its peak RSS (``ru_maxrss``) is its own. Peers in the same run:
 
-* ``vesselwatch`` — :func:`pipeline.detect.detect_vessels` in 2048 px blocks, then
-  :func:`pipeline.chips.cut_chips` (128 px, every band);
+* ``vesselwatch`` — :func:`pipeline.chips.detect_and_cut` (what the flow runs): the detector in
+  2048 px blocks, each block's 128 px chips (every band) cut while its pixels are in memory;
+* ``detect, then cut`` — :func:`pipeline.detect.detect_vessels`, then
+  :func:`pipeline.chips.cut_chips` reading every chip from the files again;
 * ``naive full-frame`` — the same detector on one block the size of the tile (what a
   straightforward implementation that reads whole bands does), for the memory comparison.
 
@@ -29,20 +31,29 @@ from pathlib import Path
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 
 
-def run_once(product: str, block_px: int, chip_px: int) -> dict:
-    """Ingest + detect + chips in this process; returns timings and peak RSS."""
+def run_once(product: str, block_px: int, chip_px: int, fused: bool) -> dict:
+    """Ingest + detect + chips in this process; returns timings and peak RSS.
+
+    ``fused``: chips cut in-block by ``detect_and_cut`` (``chips_s`` is then None: it is part of
+    ``detect_s``); else ``detect_vessels`` followed by ``cut_chips``.
+    """
     from dataclasses import replace
 
-    from pipeline.chips import cut_chips
+    from pipeline.chips import cut_chips, detect_and_cut
     from pipeline.detect import DetectorConfig, detect_vessels
     from pipeline.ingest import open_scene
 
+    config = replace(DetectorConfig(), block_px=block_px)
     started = time.perf_counter()
     with open_scene(product) as scene:
         opened = time.perf_counter()
-        detections = detect_vessels(scene, config=replace(DetectorConfig(), block_px=block_px))
-        detected = time.perf_counter()
-        chips = cut_chips(scene, detections, size_px=chip_px)
+        if fused:
+            detections, chips = detect_and_cut(scene, size_px=chip_px, config=config)
+            detected = None
+        else:
+            detections = detect_vessels(scene, config=config)
+            detected = time.perf_counter()
+            chips = cut_chips(scene, detections, size_px=chip_px)
         chipped = time.perf_counter()
         size = (scene.metadata.height, scene.metadata.width)
     peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -50,7 +61,8 @@ def run_once(product: str, block_px: int, chip_px: int) -> dict:
     return {
         "recall": recall, "precision": precision,
         "pixels": size, "detections": len(detections), "chips": len(chips),
-        "open_s": opened - started, "detect_s": detected - opened, "chips_s": chipped - detected,
+        "open_s": opened - started, "detect_s": (detected or chipped) - opened,
+        "chips_s": None if detected is None else chipped - detected,
         "total_s": chipped - started, "peak_rss_gb": peak_kb / 1024**2,
     }
 
@@ -87,11 +99,12 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=10980)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--skip-naive", action="store_true", help="do not run the full-frame peer")
-    parser.add_argument("--child", nargs=3, metavar=("PRODUCT", "BLOCK", "CHIP"), help=argparse.SUPPRESS)
+    parser.add_argument("--skip-separate", action="store_true", help="do not run the detect-then-cut peer")
+    parser.add_argument("--child", nargs=4, metavar=("PRODUCT", "BLOCK", "CHIP", "FUSED"), help=argparse.SUPPRESS)
     args = parser.parse_args()
 
     if args.child:
-        print(json.dumps(run_once(args.child[0], int(args.child[1]), int(args.child[2]))))
+        print(json.dumps(run_once(args.child[0], int(args.child[1]), int(args.child[2]), args.child[3] == "1")))
         return
 
     product = args.product
@@ -106,12 +119,14 @@ def main() -> None:
             product = str(next((p for p in out.iterdir() if p.suffix in (".SAFE",) or
                                 (p.suffix == ".json" and p.name != "metadata.json")), out))
 
-    peers = [("vesselwatch (2048 px blocks)", 2048)]
+    peers = [("vesselwatch (2048 px blocks, chips cut in-block)", 2048, "1")]
+    if not args.skip_separate:
+        peers.append(("detect, then cut chips from the files (2048 px blocks)", 2048, "0"))
     if not args.skip_naive:
-        peers.append(("naive full-frame", args.size))
+        peers.append(("naive full-frame", args.size, "0"))
     rows = []
-    for name, block in peers:
-        result = subprocess.run([sys.executable, __file__, "--child", product, str(block), "128"],
+    for name, block, fused in peers:
+        result = subprocess.run([sys.executable, __file__, "--child", product, str(block), "128", fused],
                                 capture_output=True, text=True, cwd=PROJECT_DIR)
         if result.returncode != 0:
             rows.append((name, None, result.stderr.strip().splitlines()[-1] if result.stderr else "failed"))
@@ -126,8 +141,9 @@ def main() -> None:
             print(f"| {name} | failed: {error} | | | | | | | | |")
             continue
         scores = " | ".join("n/a" if r[k] is None else f"{r[k]:.3f}" for k in ("recall", "precision"))
+        chips_s = "in detect" if r["chips_s"] is None else f"{r['chips_s']:.1f}"
         print(f"| {name} | {r['pixels'][0]}x{r['pixels'][1]} | {r['detections']} | {scores} | {r['open_s']:.1f} | "
-              f"{r['detect_s']:.1f} | {r['chips_s']:.1f} | {r['total_s']:.1f} | {r['peak_rss_gb']:.2f} |")
+              f"{r['detect_s']:.1f} | {chips_s} | {r['total_s']:.1f} | {r['peak_rss_gb']:.2f} |")
     print("target: total <= 60 s, peak RSS <= 2.5 GB")
 
 

@@ -15,9 +15,8 @@ from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from pipeline.alerts import AlertRules, alerts_for_records
-from pipeline.chips import cut_chips
+from pipeline.chips import detect_and_cut
 from pipeline.dedup import DEFAULT_OVERLAP_RADIUS_M
-from pipeline.detect import detect_vessels
 from pipeline.enrich import enrich_detections
 from pipeline.heading import estimate_headings, load_heading_model
 from pipeline.ingest import open_scene
@@ -52,8 +51,9 @@ class SceneDetections:
 def detect_and_chip(product_path: str, settings: Settings) -> SceneDetections:
     """Open the product, find vessels over water and cut a chip around each."""
     with open_scene(product_path) as scene:
-        detections = detect_vessels(scene, land_path=settings.resolved_land_path())
-        chips = cut_chips(scene, detections, size_px=settings.chip_size_px)
+        detections, chips = detect_and_cut(
+            scene, size_px=settings.chip_size_px, land_path=settings.resolved_land_path()
+        )
         return SceneDetections(scene.metadata, detections, chips)
 
 

@@ -34,6 +34,8 @@ land), and white hulls fail the cloud test; both cost recall in ports (see ``doc
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import nullcontext
 from dataclasses import dataclass, fields
 from pathlib import Path
 
@@ -232,6 +234,22 @@ def detect_vessels(scene: Scene, *, land_path: str | Path | None = None,
     ProductError
         The scene has no water at all.
     """
+    blocks = iter_block_detections(scene, land_path=land_path, config=config, hold_blocks=False)
+    detections = Detections.concatenate(list(blocks))
+    log.info("%s: %d vessel detections", scene.metadata.product_id, len(detections))
+    return detections
+
+
+def iter_block_detections(scene: Scene, *, land_path: str | Path | None = None,
+                          config: DetectorConfig = DetectorConfig(),
+                          hold_blocks: bool = True) -> Iterator[Detections]:
+    """The detections of :func:`detect_vessels`, one processing block at a time, in block order.
+
+    With ``hold_blocks`` each block's detections are yielded while the scene holds that block's
+    pixels (:meth:`pipeline.ingest.Scene.hold`), so whatever the caller reads inside the block's
+    read window (the chips of the vessels just found) comes from memory. Blocks without a vessel
+    are skipped. Raises :class:`ProductError` after the last block when the scene has no water.
+    """
     metadata = scene.metadata
     if metadata is None:
         raise ProductError("<scene>", "scene is not open")
@@ -241,20 +259,18 @@ def detect_vessels(scene: Scene, *, land_path: str | Path | None = None,
     units_per_m = map_units_per_metre(metadata.crs, metadata.transform, metadata.width, metadata.height)
     pixel_m = float(np.sqrt(abs(metadata.transform.a * metadata.transform.e))) / units_per_m
 
-    parts: list[Detections] = []
     water_px = 0
     for read_window, core in iter_windows(metadata.height, metadata.width, config.block_px, config.overlap_px):
-        found, n_water = _detect_block(scene, read_window, core, land, config, metadata)
-        water_px += n_water
-        if len(found[0]):
-            parts.append(_to_detections(found, metadata, pixel_m, config))
+        with scene.hold(read_window) if hold_blocks else nullcontext():
+            found, n_water = _detect_block(scene, read_window, core, land, config, metadata)
+            water_px += n_water
+            if len(found[0]):
+                detections = _to_detections(found, metadata, pixel_m, config)
+                detections = detections.select(detections.length_m <= config.max_length_m)
+                if len(detections):
+                    yield detections
     if water_px == 0:
         raise ProductError(metadata.path, f"product {metadata.product_id} has no water to search for vessels")
-    detections = Detections.concatenate(parts)
-    keep = detections.length_m <= config.max_length_m
-    detections = detections.select(keep)
-    log.info("%s: %d vessel detections", metadata.product_id, len(detections))
-    return detections
 
 
 def _detect_block(scene: Scene, read_window: Window, core: Window, land: LandPolygons | None,

@@ -29,8 +29,8 @@ from __future__ import annotations
 import json
 import logging
 import re
-from collections.abc import Iterable, Mapping, Sequence
-from contextlib import ExitStack
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -162,6 +162,7 @@ class Scene:
         self._required = tuple(required_bands)
         self._stack: ExitStack | None = None
         self._datasets: dict[str, rasterio.io.DatasetReader] = {}
+        self._held: tuple[tuple[int, int, int, int], dict[str, np.ndarray]] | None = None
         self.metadata: SceneMetadata | None = None
 
     # -- context management ------------------------------------------------------------------
@@ -255,6 +256,22 @@ class Scene:
             return None
         return self._read_on_grid("SCL", window, 10, Resampling.nearest).astype(np.uint8)
 
+    @contextmanager
+    def hold(self, window: Window) -> Iterator[None]:
+        """Keep what is read over exactly ``window`` in memory while the block runs.
+
+        Inside the block, a band read over ``window`` on the 10 m grid is kept, and later reads
+        of that band over windows inside ``window`` are cut from it instead of decoded again:
+        the detector reads a block, and the chips of the vessels found in it come from the same
+        pixels (for JPEG 2000 bands, decoding is most of the cost). Results are identical to
+        reading from the files. One window is held at a time.
+        """
+        self._held = (_window_ints(window, self._require_open()), {})
+        try:
+            yield
+        finally:
+            self._held = None
+
     def full_window(self) -> Window:
         """The window covering the whole scene."""
         meta = self._require_open()
@@ -322,12 +339,29 @@ class Scene:
 
     def _read_on_grid(self, band: str, window: Window | None, out_resolution_m: float,
                       resampling: Resampling) -> np.ndarray:
-        """Read a band's DN over a window of the reference grid (nearest for finer output)."""
+        """Read a band's DN over a window of the reference grid (nearest for finer output).
+
+        The array returned may be shared with the window held by :meth:`hold`: do not modify it.
+        """
+        meta = self._require_open()
+        row0, col0, height, width = _window_ints(window, meta)
+        factor = out_resolution_m / 10.0 if abs(meta.pixel_size[0] - 10.0) < 0.5 else out_resolution_m / meta.pixel_size[0]
+        held = self._held
+        if held is not None and abs(factor - 1.0) <= 0.05:
+            (h_row, h_col, h_height, h_width), kept = held
+            if band in kept and h_row <= row0 and h_col <= col0 and row0 + height <= h_row + h_height \
+                    and col0 + width <= h_col + h_width:
+                return kept[band][row0 - h_row:row0 - h_row + height, col0 - h_col:col0 - h_col + width]
+            if (row0, col0, height, width) == (h_row, h_col, h_height, h_width):
+                kept[band] = self._read_dn(band, 1.0, resampling, row0, col0, height, width)
+                return kept[band]
+        return self._read_dn(band, factor, resampling, row0, col0, height, width)
+
+    def _read_dn(self, band: str, factor: float, resampling: Resampling,
+                 row0: int, col0: int, height: int, width: int) -> np.ndarray:
         meta = self._require_open()
         dataset = self._datasets[band]
         path = self._description.bands[band].path
-        row0, col0, height, width = _window_ints(window, meta)
-        factor = out_resolution_m / 10.0 if abs(meta.pixel_size[0] - 10.0) < 0.5 else out_resolution_m / meta.pixel_size[0]
         try:
             if abs(factor - 1.0) > 0.05:
                 out_shape = (max(1, round(height / factor)), max(1, round(width / factor)))
@@ -352,10 +386,10 @@ def _window_ints(window: Window | None, meta: SceneMetadata) -> tuple[int, int, 
 
 def _source_window(source: Affine, reference: Affine, row0: int, col0: int, height: int, width: int) -> Window:
     """The window of ``source`` pixels covering reference pixels [row0, row0+height) x [col0, col0+width)."""
-    x0, y0 = reference * (col0, row0)
-    x1, y1 = reference * (col0 + width, row0 + height)
-    c0, r0 = ~source * (x0, y0)
-    c1, r1 = ~source * (x1, y1)
+    x0, y0 = reference @ (col0, row0)
+    x1, y1 = reference @ (col0 + width, row0 + height)
+    c0, r0 = ~source @ (x0, y0)
+    c1, r1 = ~source @ (x1, y1)
     return Window(c0, r0, c1 - c0, r1 - r0)
 
 

@@ -115,8 +115,8 @@ def load_land(land_path: str | Path, metadata: SceneMetadata, *, coast_buffer_m:
 
 def _grid_bounds(metadata: SceneMetadata) -> tuple[float, float, float, float]:
     t = metadata.transform
-    x0, y0 = t * (0, 0)
-    x1, y1 = t * (metadata.width, metadata.height)
+    x0, y0 = t @ (0, 0)
+    x1, y1 = t @ (metadata.width, metadata.height)
     return min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1)
 
 

@@ -6,8 +6,10 @@ import numpy as np
 import pytest
 from pyproj import Proj
 
-from pipeline.chips import chip_windows, cut_chips, grid_north_deg
-from pipeline.detect import Detections
+from dataclasses import replace
+
+from pipeline.chips import chip_windows, cut_chips, detect_and_cut, grid_north_deg
+from pipeline.detect import DetectorConfig, Detections, detect_vessels
 from pipeline.ingest import open_scene
 from pipeline.synthetic import write_product
 from vesselwatch.errors import InputError
@@ -89,3 +91,36 @@ def test_chip_windows_put_the_detection_pixel_at_the_centre_index():
     row_off, col_off = chip_windows(np.array([0.0, 10.99, 11.0]), np.array([5.5, 5.5, 5.5]), 128)
     np.testing.assert_array_equal(row_off, [-64, -54, -53])
     np.testing.assert_array_equal(col_off, [-59, -59, -59])
+
+
+@pytest.mark.parametrize("layout, level", [("safe", "L1C"), ("cog", "L2A")])
+def test_detect_and_cut_equals_detect_then_cut_and_decodes_each_block_once(tmp_path, monkeypatch, layout, level):
+    from pipeline.ingest import Scene
+
+    info = write_product(tmp_path / "p", seed=4, size_px=768, layout=layout, level=level, cache_dir=tmp_path / "cache")
+    config = replace(DetectorConfig(), block_px=256)  # 9 blocks: vessels near block edges and scene edges
+    with open_scene(info.product_path) as scene:
+        detections = detect_vessels(scene, config=config)
+        chips = cut_chips(scene, detections, size_px=128)
+    reads: list[str] = []
+    real_read_dn = Scene._read_dn
+
+    def counting_read_dn(self, band, *args):
+        reads.append(band)
+        return real_read_dn(self, band, *args)
+
+    monkeypatch.setattr(Scene, "_read_dn", counting_read_dn)
+    with open_scene(info.product_path) as scene:
+        fused_detections, fused_chips = detect_and_cut(scene, size_px=128, config=config)
+    assert len(detections) >= 5
+    for name in detections.__dataclass_fields__:
+        np.testing.assert_array_equal(getattr(fused_detections, name), getattr(detections, name))
+    assert len(fused_chips) == len(chips)
+    for fused, chip in zip(fused_chips, chips):
+        assert fused.window == chip.window and fused.band_names == chip.band_names
+        assert fused.transform == chip.transform and fused.grid_north_deg == chip.grid_north_deg
+        np.testing.assert_array_equal(fused.data, chip.data)
+    # NIR is read once per block by the detector and never again for a chip; B04, which the
+    # detector does not read, is read once per chip
+    assert reads.count("B08") == 9
+    assert reads.count("B04") == len(chips)
