@@ -252,7 +252,7 @@ class CoastlineIndex:
             face, i, j = _tile_of(tile_id, tile_level)
             centre, _ = cell_caps(np.array([face]), np.array([i]), np.array([j]), tile_level)
             radius = float(_angle(xyz, centre[0]).max()) + 1e-12
-            tree = cKDTree(xyz, copy_data=False, balanced_tree=False, compact_nodes=False)
+            tree = cKDTree(xyz, copy_data=False, balanced_tree=False, compact_nodes=False, leafsize=32)
             return _Tile(xyz, has_next, tree, float(seg.max(initial=0.0)) * (1 + 1e-12) + 1e-15, centre[0], radius)
 
         if workers > 1:
