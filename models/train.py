@@ -53,6 +53,7 @@ class TrainConfig:
     threads: int = 2
     shipwakes_dir: Path | None = None
     shipwakes_fraction: float = 0.25
+    init_weights: Path | None = None  # start a new run from these weights (fine-tuning), not at random
     preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
     ranges: ChipRanges = TRAIN_RANGES
 
@@ -60,6 +61,7 @@ class TrainConfig:
         out = asdict(self)
         out["run_dir"] = str(self.run_dir)
         out["shipwakes_dir"] = str(self.shipwakes_dir) if self.shipwakes_dir else None
+        out["init_weights"] = str(self.init_weights) if self.init_weights else None
         return out
 
 
@@ -225,11 +227,15 @@ def train(config: TrainConfig, *, resume: bool = True) -> list[dict]:
     pre = config.preprocess
     model = create_model(pre.architecture, len(pre.bands), pre.input_size).to(device)
     model = model.to(memory_format=torch.channels_last)
+    last = run_dir / "last.pt"
+    resuming = resume and last.exists()
+    if config.init_weights and not resuming:
+        model.load_state_dict(torch.load(config.init_weights, map_location=device, weights_only=True))
+        logger.info("starting from the weights %s", config.init_weights)
     ema = copy.deepcopy(model).eval()
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     epoch, batch, step, history = 0, 0, 0, []
-    last = run_dir / "last.pt"
-    if resume and last.exists():
+    if resuming:
         state = torch.load(last, map_location=device, weights_only=False)
         model.load_state_dict(state["model"])
         ema.load_state_dict(state["ema"])

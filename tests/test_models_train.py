@@ -40,3 +40,21 @@ def test_resumed_run_equals_uninterrupted_run_and_writes_metrics(tmp_path):
     weights = export_weights(straight / "last.pt", tmp_path / "w" / "wake.pt")
     assert weights.with_suffix(".json").exists()
     assert PreprocessConfig.from_json(weights.with_suffix(".json")).input_size == 32
+
+
+def test_a_run_started_from_weights_fine_tunes_them(tmp_path):
+    from models.network import create_model
+
+    pre = PreprocessConfig(input_size=32)
+    start = create_model(pre.architecture, len(pre.bands), pre.input_size)
+    weights = tmp_path / "start.pt"
+    torch.save(start.state_dict(), weights)
+    config = _config(tmp_path / "tuned", 1)
+    config.init_weights = weights
+    config.lr = 1e-6  # two tiny steps: the run must still sit next to the weights it started from
+    train(config)
+    tuned = torch.load(tmp_path / "tuned" / "ema_epoch001.pt", weights_only=True)
+    first = next(k for k, v in tuned.items() if v.dtype.is_floating_point and v.numel() > 100)
+    assert torch.allclose(tuned[first], start.state_dict()[first], atol=1e-4)
+    fresh = create_model(pre.architecture, len(pre.bands), pre.input_size).state_dict()[first]
+    assert not torch.allclose(fresh, start.state_dict()[first], atol=1e-4)  # a random start would differ

@@ -179,6 +179,8 @@ def register(app: typer.Typer) -> None:
         shipwakes: Optional[Path] = typer.Option(None, "--shipwakes", help="ShipWakes-format directory to mix in (imgs/ + annotations/)."),
         shipwakes_fraction: float = typer.Option(0.25, "--shipwakes-fraction"),
         resume: bool = typer.Option(True, "--resume/--no-resume", help="Continue from RUN_DIR/last.pt when present."),
+        init_weights: Optional[Path] = typer.Option(None, "--init-weights", help="Fine-tune: start a new run from "
+                                                    "these weights (e.g. the shipped ones) instead of at random."),
         export: Optional[Path] = typer.Option(None, "--export", help="After training, write EMA weights + JSON here and calibrate sigma."),
     ) -> None:
         """Train the wake-keypoint heading model on synthetic chips (CPU or CUDA), resumable."""
@@ -190,7 +192,7 @@ def register(app: typer.Typer) -> None:
         config = TrainConfig(
             run_dir=run_dir, seed=seed, epochs=epochs, steps_per_epoch=steps_per_epoch, batch_size=batch_size, lr=lr,
             val_count=val_count, checkpoint_minutes=checkpoint_minutes, max_minutes=max_minutes, threads=threads,
-            shipwakes_dir=shipwakes, shipwakes_fraction=shipwakes_fraction,
+            shipwakes_dir=shipwakes, shipwakes_fraction=shipwakes_fraction, init_weights=init_weights,
             preprocess=PreprocessConfig(input_size=input_size),
         )
         history = train(config, resume=resume)
