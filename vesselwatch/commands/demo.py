@@ -8,15 +8,13 @@ default SQLite store (local Prefect, no server to set up), writes the GeoJSON ex
 from __future__ import annotations
 
 import json
-import logging
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from vesselwatch.errors import VesselwatchError
 from vesselwatch.settings import Settings
-
-log = logging.getLogger(__name__)
 
 
 def sample_products(sample_dir: Path) -> list[Path]:
@@ -45,7 +43,11 @@ def demo(
         typer.echo(f"error: {settings.data_dir / 'sample'}: no sample products", err=True)
         raise typer.Exit(2)
     for product in products:
-        summary = process_scene(str(product), database_url)
+        try:
+            summary = process_scene(str(product), database_url)
+        except VesselwatchError as error:
+            typer.echo(f"error: {error}", err=True)
+            raise typer.Exit(2) from None
         typer.echo(json.dumps({"product": product.name, "scene_id": summary.scene_id,
                                "detections": summary.n_detections, "headings": summary.n_headings,
                                "alerts": summary.n_alerts}))
