@@ -1,20 +1,23 @@
 """``vesselwatch demo --no-serve`` on the bundled sample products, with the shipped heading model.
 
-This is the README's first command minus the server: every product under ``data/sample`` goes
-through the process-scene flow, the vessels are found where the products' truth puts them, headings
-come from the real weights, alerts are raised, and the exports hold what the store holds.
+This is the README's first command minus the server, run as a fresh machine runs it: its own
+process, no Prefect settings in the environment and no ``var/`` folder yet (Prefect's home and the
+exports go under it). Every product under ``data/sample`` goes through the process-scene flow, the
+vessels are found where the products' truth puts them, headings come from the real weights,
+alerts are raised, and the exports hold what the store holds.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 
 import numpy as np
-from typer.testing import CliRunner
 
 from geo.haversine import distance_km
 from pipeline.store import Store
-from vesselwatch.cli import app
 from vesselwatch.settings import PROJECT_DIR
 
 SAMPLE_DIR = PROJECT_DIR / "data" / "sample"
@@ -27,11 +30,15 @@ def _truth(product_dir):
     return lon, lat, features
 
 
-def test_demo_processes_the_bundled_samples_and_exports_alerts(tmp_path, prefect_server, monkeypatch):
-    monkeypatch.setenv("VESSELWATCH_VAR_DIR", str(tmp_path / "var"))
+def test_demo_processes_the_bundled_samples_and_exports_alerts(tmp_path):
+    var_dir = tmp_path / "fresh" / "var"  # neither exists yet
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "VESSELWATCH_"))}
+    env["VESSELWATCH_VAR_DIR"] = str(var_dir)
     database = tmp_path / "demo.sqlite"
-    result = CliRunner().invoke(app, ["demo", "--no-serve", "--db", str(database)])
-    assert result.exit_code == 0, result.output
+    result = subprocess.run([sys.executable, "-m", "vesselwatch.cli", "demo", "--no-serve", "--db", str(database)],
+                            capture_output=True, text=True, env=env, cwd=tmp_path, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (var_dir / "prefect").is_dir()  # Prefect's state went under var/, not the user's home
 
     lines = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
     products = sorted(p.name for p in SAMPLE_DIR.iterdir() if p.is_dir())
@@ -58,7 +65,7 @@ def test_demo_processes_the_bundled_samples_and_exports_alerts(tmp_path, prefect
         ]
         assert errors and np.median(errors) < 10.0, (line["product"], errors)
 
-    exports = tmp_path / "var" / "exports"
+    exports = var_dir / "exports"
     alerts = json.loads((exports / "alerts.geojson").read_text())["features"]
     detections = json.loads((exports / "detections.geojson").read_text())["features"]
     assert sorted(f["id"] for f in alerts) == sorted(a.alert_id for a in store.iter_alerts())

@@ -41,8 +41,11 @@ def configure_prefect(settings: Settings) -> None:
     home, and the temporary server gets 90 s to start (its 20 s default is too tight on a busy
     machine). Must run before Prefect is first imported.
     """
+    home = settings.var_dir / "prefect"
+    if "PREFECT_HOME" not in os.environ:
+        home.mkdir(parents=True, exist_ok=True)  # Prefect creates only the last level; var/ may not exist yet
     defaults = {
-        "PREFECT_HOME": str(settings.var_dir / "prefect"),
+        "PREFECT_HOME": str(home),
         "DO_NOT_TRACK": "1",
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
         "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "90",
