@@ -302,6 +302,19 @@ def train(config: TrainConfig, *, resume: bool = True) -> list[dict]:
     return history
 
 
+def _weights_record(weights_path: Path) -> dict:
+    """What a fine-tuning run started from: the file, its SHA-256 and that file's own training record."""
+    from models.inference import config_path_for, file_sha256
+
+    record: dict = {"weights": str(weights_path)}
+    if weights_path.exists():
+        record["sha256"] = file_sha256(weights_path)
+    json_path = config_path_for(weights_path)
+    if json_path.exists():
+        record["training"] = PreprocessConfig.from_json(json_path).extra.get("training")
+    return record
+
+
 def export_weights(checkpoint: Path, weights_path: Path, preprocess: PreprocessConfig | None = None) -> Path:
     """Write the EMA weights of a checkpoint as a plain state_dict plus its preprocessing JSON.
 
@@ -320,6 +333,8 @@ def export_weights(checkpoint: Path, weights_path: Path, preprocess: PreprocessC
         "steps_done": state.get("step"),
         "final_validation": {k: round(v, 4) if isinstance(v, float) else v for k, v in history[-1].items()} if history else None,
     }
+    if cfg.get("init_weights"):
+        training["started_from"] = _weights_record(Path(cfg["init_weights"]))
     preprocess = preprocess.replace(extra={**preprocess.extra, "training": training})
     weights_path = Path(weights_path)
     weights_path.parent.mkdir(parents=True, exist_ok=True)
