@@ -29,6 +29,16 @@ def test_nearest_prints_ties_and_k(tmp_path):
     assert [p["id"] for p in out["k_nearest"]] == ["a", "b", "c"]
 
 
+def test_nearest_reads_the_register_as_the_api_does():
+    # At the removed SYN-FOXTROT (52.33 N, 3.03 E) of the bundled demo register: it is left out,
+    # and the two structures of complex 90001 tie, with BOEM ids and names.
+    result = CliRunner().invoke(make_app(), ["nearest", "--lat", "52.33", "--lon", "3.03"])
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout)
+    assert [(p["id"], p["name"]) for p in out["nearest"]] == [("90001-1", "SYN-ALPHA A"), ("90001-2", "SYN-ALPHA B")]
+    assert out["distance_km"] > 4.0
+
+
 def test_nearest_bad_latitude_is_a_json_error(tmp_path):
     pd.DataFrame({"lat": [0.0], "lon": [0.0]}).to_csv(tmp_path / "p.csv", index=False)
     result = CliRunner().invoke(make_app(), ["nearest", "--lat", "95", "--lon", "0", "--platforms", str(tmp_path / "p.csv")])
@@ -46,3 +56,9 @@ def test_coast_distance_on_the_bundled_50m_coastline():
 
     assert abs(float(distance_km(-30.0, 0.0, point["lon"], point["lat"])) - out["distance_km"]) < 1e-5
     assert 300 < out["distance_km"] < 2000  # mid-Atlantic: far from every shore
+
+
+def test_coast_distance_bad_latitude_is_a_json_error():
+    result = CliRunner().invoke(make_app(), ["coast-distance", "--lat", "95", "--lon", "0"])
+    assert result.exit_code == 2
+    assert "lat must be finite" in json.loads(result.stderr)["error"]

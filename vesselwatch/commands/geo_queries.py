@@ -9,7 +9,7 @@ from typing import Optional
 
 import typer
 
-from vesselwatch.errors import InputError
+from vesselwatch.errors import VesselwatchError
 from vesselwatch.settings import Settings
 
 
@@ -33,30 +33,41 @@ def nearest(
     lon_column: Optional[str] = typer.Option(None, "--lon-column"),
     id_column: Optional[str] = typer.Option(None, "--id-column"),
 ) -> None:
-    """Print the nearest platform(s) to a point as JSON: distance km and every tied platform."""
+    """Print the nearest platform(s) to a point as JSON: distance km and every tied platform.
+
+    The register is read as the API and the enrichment read it (BOEM ids
+    ``<Complex ID Num>-<Structure Number>``, removed structures left out, names) unless column
+    names are given, which read the file as a plain table of points.
+    """
     from geo.nearest import PlatformIndex
+    from pipeline.reference import load_platforms
 
     path = platforms or Settings().resolved_platforms_path()
     try:
-        index = PlatformIndex.from_file(path, lat_column=lat_column, lon_column=lon_column, id_column=id_column)
+        if lat_column or lon_column or id_column:
+            index = PlatformIndex.from_file(path, lat_column=lat_column, lon_column=lon_column, id_column=id_column)
+            names = [None] * len(index)
+        else:
+            register = load_platforms(path)
+            index = PlatformIndex(register.lon, register.lat, ids=register.platform_id)
+            names = list(register.name)
         result = index.query(lon, lat, k=k, max_km=max_km, ellipsoidal=ellipsoidal)
-    except InputError as error:
+    except VesselwatchError as error:
         _fail(error)
         return
+
+    def row(i: int) -> dict:
+        return {"id": _plain(index.platform_ids[i]), "name": names[i], "lon": float(index.lon[i]),
+                "lat": float(index.lat[i])}
+
     tied = result.tied_index(0)
-    k_rows = [
-        {"id": _plain(index.platform_ids[i]), "lon": float(index.lon[i]), "lat": float(index.lat[i]),
-         "distance_km": _km(d)}
-        for i, d in zip(result.k_index[0], result.k_distance_km[0])
-        if i >= 0
-    ]
+    k_rows = [{**row(i), "distance_km": _km(d)} for i, d in zip(result.k_index[0], result.k_distance_km[0]) if i >= 0]
     typer.echo(json.dumps({
         "query": {"lon": lon, "lat": lat},
         "model": "WGS84 geodesic" if ellipsoidal else "sphere R=6371.0088 km",
         "platforms_file": str(path),
         "distance_km": _km(result.distance_km[0]),
-        "nearest": [{"id": _plain(index.platform_ids[i]), "lon": float(index.lon[i]), "lat": float(index.lat[i])}
-                    for i in tied],
+        "nearest": [row(i) for i in tied],
         "k_nearest": k_rows,
     }))
 
@@ -73,7 +84,7 @@ def coast_distance(
     try:
         index = CoastlineIndex.from_file(path)
         result = index.query(lon, lat)
-    except InputError as error:
+    except VesselwatchError as error:
         _fail(error)
         return
     typer.echo(json.dumps({
