@@ -47,6 +47,28 @@ def _configured_url() -> str | None:
     return None
 
 
+def run_at_once(*calls) -> list[BaseException]:
+    """Run each zero-argument callable in its own thread, all released together; their exceptions."""
+    import threading
+
+    barrier = threading.Barrier(len(calls))
+    errors: list[BaseException] = []
+
+    def run(call):
+        barrier.wait()
+        try:
+            call()
+        except Exception as error:  # noqa: BLE001 - returned to the test, which asserts on them
+            errors.append(error)
+
+    threads = [threading.Thread(target=run, args=(call,)) for call in calls]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return errors
+
+
 @pytest.fixture(scope="session")
 def postgres_server_url() -> str:
     """URL of a database on a running PostgreSQL server (started by ``.ci/services.sh``)."""

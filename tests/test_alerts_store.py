@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
+from functools import partial
 
 import numpy as np
 import pytest
@@ -16,7 +17,7 @@ from pipeline.reference import AreaMeasure, ProtectedAreas
 from pipeline.store import DetectionRecord, SceneRecord, Store
 from pipeline.synthetic.tiles import parse_tile
 
-from flows_fixtures import database_url, postgres_server_url, postgres_url  # noqa: F401  (fixtures)
+from flows_fixtures import database_url, postgres_server_url, postgres_url, run_at_once  # noqa: F401  (fixtures)
 
 T0 = datetime(2024, 5, 1, 10, 56, 31, tzinfo=timezone.utc)
 # Tiles 31UET and 31UFT are neighbours in UTM 31N; 31UET spans x 500000..609800, 31UFT 600000..709800.
@@ -94,27 +95,11 @@ def test_two_overlapping_tiles_give_one_detection_and_one_alert(order, database_
 def test_overlapping_tiles_stored_at_the_same_time_still_give_one_vessel(database_url):  # noqa: F811
     # Two workers storing the two tiles of one pass at once: without serialising the merges each
     # transaction misses the other's uncommitted copy and both keep theirs (4 detections, 2 alerts).
-    import threading
-
     seen = {"31UET": [ONLY_WEST, OVERLAP_VESSEL], "31UFT": [OVERLAP_VESSEL, ONLY_EAST]}
     store = Store.connect(database_url)
     for attempt in range(5):
         acquired = T0 + timedelta(days=attempt)  # each attempt its own pass
-        barrier = threading.Barrier(2)
-        errors = []
-
-        def work(tile):
-            try:
-                barrier.wait()
-                _store_tile(store, tile, seen[tile], acquired)
-            except Exception as error:  # noqa: BLE001 - reported by the assertion below
-                errors.append(error)
-
-        threads = [threading.Thread(target=work, args=(tile,)) for tile in seen]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
+        errors = run_at_once(*(partial(_store_tile, store, tile, seen[tile], acquired) for tile in seen))
         assert errors == []
         scene_ids = [_scene_id(tile, acquired) for tile in seen]
         assert sum(store.count_detections(scene_id) for scene_id in scene_ids) == 3, f"attempt {attempt}"

@@ -8,7 +8,7 @@ import pytest
 
 from pipeline.store import DetectionRecord, SceneRecord, Store
 
-from flows_fixtures import database_url, postgres_server_url, postgres_url  # noqa: F401  (fixtures)
+from flows_fixtures import database_url, postgres_server_url, postgres_url, run_at_once  # noqa: F401  (fixtures)
 
 T0 = datetime(2024, 5, 1, 10, 56, 31, tzinfo=timezone.utc)
 
@@ -66,24 +66,7 @@ def test_bbox_filter_crosses_antimeridian():
 def test_many_openers_of_a_new_database_at_once_all_succeed(database_url):  # noqa: F811
     # API workers and flow runs opening a fresh database together all try CREATE TABLE; the losers
     # failed with "table scenes already exists" before.
-    import threading
-
-    barrier = threading.Barrier(6)
-    errors = []
-
-    def open_store():
-        barrier.wait()
-        try:
-            Store.connect(database_url)
-        except Exception as error:  # noqa: BLE001 - reported by the assertion below
-            errors.append(error)
-
-    threads = [threading.Thread(target=open_store) for _ in range(6)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert errors == []
+    assert run_at_once(*[lambda: Store.connect(database_url)] * 6) == []
     store = Store.connect(database_url)
     store.replace_scene(_scene("S", 1), [_detection("S", 0)])
     assert store.count_detections() == 1

@@ -56,12 +56,10 @@ def demo(
         count = export_collection(collection, exports / f"{collection}.geojson", database_url=database_url)
         typer.echo(f"wrote {count} {collection} to {exports / f'{collection}.geojson'}")
     if serve:
-        import uvicorn
-
-        from api.app import create_app
+        from vesselwatch.commands.serve import serve as serve_api
 
         typer.echo(f"serving on http://{settings.api_host}:{settings.api_port}/  (map: /map)")
-        uvicorn.run(create_app(settings), host=settings.api_host, port=settings.api_port)
+        serve_api(host=None, port=None, db=db, workers=1, access_log=False)
 
 
 def register(app: typer.Typer) -> None:
