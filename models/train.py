@@ -25,7 +25,7 @@ from tqdm import tqdm
 from models.metrics import angular_error_deg, summarize_errors
 from models.network import create_model, heading_from_keypoints_deg, keypoint_loss
 from models.preprocess import PreprocessConfig, prepare_batch
-from models.wake_chips import BAND_NAMES, TRAIN_RANGES, ChipRanges, dihedral_transform, draw_chips
+from models.wake_chips import BAND_NAMES, FAINT_RANGES, TRAIN_RANGES, ChipRanges, dihedral_transform, draw_chips
 
 __all__ = ["TrainConfig", "train", "evaluate_arrays", "export_weights", "predict_raw"]
 
@@ -56,6 +56,12 @@ class TrainConfig:
     init_weights: Path | None = None  # start a new run from these weights (fine-tuning), not at random
     preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
     ranges: ChipRanges = TRAIN_RANGES
+    faint_fraction: float = 0.0  # share of each synthetic batch drawn from faint_ranges instead
+    faint_ranges: ChipRanges = FAINT_RANGES
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.faint_fraction < 1.0:
+            raise ValueError(f"faint_fraction: expected a share in [0, 1), got {self.faint_fraction}")
 
     def to_dict(self) -> dict:
         out = asdict(self)
@@ -74,12 +80,21 @@ def _normalise_keypoints(keypoints_px: np.ndarray, size: int) -> np.ndarray:
 
 
 def synthetic_batch(
-    seed: int, epoch: int, index: int, count: int, ranges: ChipRanges, preprocess: PreprocessConfig
+    seed: int, epoch: int, index: int, count: int, ranges: ChipRanges, preprocess: PreprocessConfig,
+    *, faint_count: int = 0, faint_ranges: ChipRanges = FAINT_RANGES,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """One deterministic training batch: inputs ``(N, C, S, S)``, keypoints ``(N, 4, 2)`` normalised, visibility."""
+    """One deterministic training batch: inputs ``(N, C, S, S)``, keypoints ``(N, 4, 2)`` normalised, visibility.
+
+    ``faint_count`` of the ``count`` chips come from ``faint_ranges`` (the rest from ``ranges``).
+    """
+    if not 0 <= faint_count <= count:
+        raise ValueError(f"faint_count: expected 0..{count}, got {faint_count}")
     sequence = np.random.SeedSequence([seed, epoch, index])
     chip_seq, aug_seq = sequence.spawn(2)
-    chips = draw_chips(chip_seq, count, ranges, preprocess.input_size)
+    chips = draw_chips(chip_seq, count - faint_count, ranges, preprocess.input_size)
+    if faint_count:
+        faint = draw_chips(np.random.SeedSequence([seed, epoch, index, 3]), faint_count, faint_ranges, preprocess.input_size)
+        chips = {key: np.concatenate([chips[key], faint[key]]) for key in chips}
     rng = np.random.default_rng(aug_seq)
     data, keypoints = chips["data"], chips["keypoints"]
     for i, k in enumerate(rng.integers(0, 8, size=count)):
@@ -259,7 +274,11 @@ def train(config: TrainConfig, *, resume: bool = True) -> list[dict]:
         )
         for batch in progress:
             n_real = int(round(config.batch_size * config.shipwakes_fraction)) if samples else 0
-            x, kp, vis = synthetic_batch(config.seed, epoch, batch, config.batch_size - n_real, config.ranges, pre)
+            n_synthetic = config.batch_size - n_real
+            x, kp, vis = synthetic_batch(
+                config.seed, epoch, batch, n_synthetic, config.ranges, pre,
+                faint_count=int(round(n_synthetic * config.faint_fraction)), faint_ranges=config.faint_ranges,
+            )
             if n_real:
                 rng = np.random.default_rng([config.seed, epoch, batch, 7])
                 xr, kpr, visr = shipwakes_batch(samples, n_real, rng, pre)

@@ -15,8 +15,9 @@ locate what it sees (the heading only needs the direction).
 
 from __future__ import annotations
 
+import copy
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 from scipy import ndimage
@@ -71,6 +72,10 @@ class ChipRanges:
 
 #: Ranges used for training.
 TRAIN_RANGES = ChipRanges()
+#: A corner of the training ranges with faint wakes (small, slow vessels), oversampled on request
+#: (``TrainConfig.faint_fraction``) because that is where the model misses most. Noise, glint and
+#: cloud stay in the training ranges: nothing here comes from :data:`HELDOUT_RANGES`.
+FAINT_RANGES = replace(TRAIN_RANGES, length_m=(10.0, 60.0), speed_kn=(3.0, 12.0))
 #: Other ranges for the held-out test set: shifted sizes and speeds, more noise, stronger glint and
 #: thicker cloud than training ever saw, larger position jitter, more distractors.
 HELDOUT_RANGES = ChipRanges(
@@ -277,8 +282,38 @@ def _contrast_stretch(rng: np.random.Generator, data: np.ndarray) -> np.ndarray:
     return out
 
 
+def wake_snr(wake_signal: np.ndarray, wake_free: np.ndarray, window_px: int = 64) -> float:
+    """Matched-filter signal-to-clutter ratio of a wake in a chip (the ideal observer's detectability).
+
+    ``sqrt(sum over bands and pixels of (wake_signal / sigma_band)^2)`` over the centre
+    ``window_px`` square (what the heading model sees), where ``sigma_band`` is the robust standard
+    deviation (1.4826 MAD) of the wake-free twin's band there: sensor noise, swell, glint texture,
+    cloud and other vessels all count as clutter. Below 5 (the Rose criterion) even an ideal
+    observer cannot tell the wake from clutter with certainty; above 20 it is plain to see.
+
+    Parameters
+    ----------
+    wake_signal : numpy.ndarray
+        ``(bands, H, W)`` chip minus its wake-free twin (same draws, wake contrast 0).
+    wake_free : numpy.ndarray
+        ``(bands, H, W)`` the wake-free twin.
+    window_px : int
+        Edge of the centre window, pixels.
+    """
+    if wake_signal.shape != wake_free.shape or wake_signal.ndim != 3:
+        raise ValueError(f"wake_signal, wake_free: expected equal (bands, H, W) shapes, got {wake_signal.shape}, {wake_free.shape}")
+    h, w = wake_free.shape[-2:]
+    r0, c0 = max((h - window_px) // 2, 0), max((w - window_px) // 2, 0)
+    window = (slice(None), slice(r0, r0 + window_px), slice(c0, c0 + window_px))
+    signal, free = wake_signal[window].astype(np.float64), wake_free[window].astype(np.float64)
+    median = np.median(free, axis=(1, 2), keepdims=True)
+    sigma = 1.4826 * np.median(np.abs(free - median), axis=(1, 2)) + 1e-6
+    return float(np.sqrt(((signal / sigma[:, None, None]) ** 2).sum()))
+
+
 def draw_chip(
-    rng: np.random.Generator, ranges: ChipRanges = TRAIN_RANGES, size: int = 64, pixel_m: float = 10.0
+    rng: np.random.Generator, ranges: ChipRanges = TRAIN_RANGES, size: int = 64, pixel_m: float = 10.0,
+    *, measure_wake: bool = False,
 ) -> SyntheticChip:
     """Draw one synthetic chip with a vessel near its centre and the truth to learn from.
 
@@ -292,6 +327,10 @@ def draw_chip(
         Chip edge, pixels.
     pixel_m : float
         Ground size of a pixel, metres.
+    measure_wake : bool
+        Also draw the chip's wake-free twin (same random draws, wake contrast 0) and store the
+        wake's visibility, :func:`wake_snr`, in ``extras["wake_snr"]`` (0 without a wake). The chip
+        itself is the same either way; drawing takes about twice as long.
     """
     sea, sea_info = _sea(rng, ranges, size)
     length = float(math.exp(rng.uniform(math.log(ranges.length_m[0]), math.log(ranges.length_m[1]))))
@@ -315,22 +354,35 @@ def draw_chip(
             speed_kn=float(rng.uniform(0, 20)), has_wake=bool(rng.random() < 0.7),
         )
         render_vessel(sea, BAND_NAMES, other, pixel_m=pixel_m, rng=rng)
+    twin = (sea.copy(), copy.deepcopy(rng)) if measure_wake and has_wake else None
     truth = render_vessel(sea, BAND_NAMES, spec, pixel_m=pixel_m, rng=rng)
     keypoints = clip_keypoints_to_chip(truth.as_array(), size)
     visible = np.all(np.isfinite(keypoints), axis=-1)
+    radiometry_rng = copy.deepcopy(rng) if twin is not None else None
     data, info = _radiometry(rng, ranges, sea)
+    extras = {**sea_info, **info}
+    if measure_wake:
+        extras["wake_snr"] = 0.0
+    if twin is not None:
+        twin_sea, twin_rng = twin
+        render_vessel(twin_sea, BAND_NAMES, replace(spec, wake_gain=0.0), pixel_m=pixel_m, rng=twin_rng)
+        twin_data, _ = _radiometry(radiometry_rng, ranges, twin_sea)
+        extras["wake_snr"] = wake_snr(data - twin_data, twin_data)
     return SyntheticChip(
         data=data, keypoints=keypoints, visible=visible, heading_grid_deg=heading, length_m=length,
-        speed_kn=speed, has_wake=has_wake, extras={**sea_info, **info},
+        speed_kn=speed, has_wake=has_wake, extras=extras,
     )
 
 
 def draw_chips(
-    seed: int | np.random.SeedSequence, count: int, ranges: ChipRanges = TRAIN_RANGES, size: int = 64
+    seed: int | np.random.SeedSequence, count: int, ranges: ChipRanges = TRAIN_RANGES, size: int = 64,
+    *, measure_wake: bool = False,
 ) -> dict[str, np.ndarray]:
     """Draw ``count`` chips deterministically from ``seed``; return stacked arrays.
 
     Chip ``i`` depends only on ``(seed, i)``, so a set can be regenerated piecewise (resume).
+    With ``measure_wake`` the result also holds ``wake_snr (N,)`` (see :func:`wake_snr`; 0 without
+    a wake) and the chips are the same as without it.
 
     Returns
     -------
@@ -339,8 +391,8 @@ def draw_chips(
         ``heading_grid_deg (N,)``, ``length_m (N,)``, ``speed_kn (N,)``, ``has_wake (N,) bool``.
     """
     sequence = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
-    chips = [draw_chip(np.random.default_rng(child), ranges, size) for child in sequence.spawn(count)]
-    return {
+    chips = [draw_chip(np.random.default_rng(child), ranges, size, measure_wake=measure_wake) for child in sequence.spawn(count)]
+    out = {
         "data": np.stack([c.data for c in chips]) if chips else np.zeros((0, len(BAND_NAMES), size, size), np.float32),
         "keypoints": np.array([c.keypoints for c in chips]).reshape(count, 4, 2),
         "visible": np.array([c.visible for c in chips], dtype=bool).reshape(count, 4),
@@ -349,3 +401,6 @@ def draw_chips(
         "speed_kn": np.array([c.speed_kn for c in chips], dtype=np.float64),
         "has_wake": np.array([c.has_wake for c in chips], dtype=bool),
     }
+    if measure_wake:
+        out["wake_snr"] = np.array([c.extras["wake_snr"] for c in chips], dtype=np.float64)
+    return out

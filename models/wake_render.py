@@ -71,6 +71,9 @@ class VesselSpec:
         Speed through the water, knots. Zero means no wake whatever ``has_wake`` says.
     has_wake : bool
         Whether to draw the wake (Kelvin arms and turbulent wake).
+    wake_gain : float
+        Factor on the wake's contrast (1 = physical). 0 draws a wake-free twin that consumes the
+        random generator exactly as the real one does, which is how a wake's visibility is measured.
     """
 
     x: float
@@ -80,6 +83,7 @@ class VesselSpec:
     width_m: float
     speed_kn: float
     has_wake: bool
+    wake_gain: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -268,7 +272,7 @@ def render_vessel(
         _draw_wake(
             patch, planes, along, across, sea_nir=sea_nir, length_px=length_px, width_px=width_px,
             turbulent_px=turbulent_px, alpha_deg=alpha_deg, arm_px=arm_px,
-            arm_strength=arm_strength if has_arms else 0.0, speed_kn=spec.speed_kn, rng=rng,
+            arm_strength=arm_strength if has_arms else 0.0, speed_kn=spec.speed_kn, gain=spec.wake_gain, rng=rng,
         )
     _draw_hull(patch, planes, centre, forward, right, row0, col0, length_px, width_px, rng)
     return keypoints
@@ -330,9 +334,10 @@ def _draw_wake(
     arm_px: float,
     arm_strength: float,
     speed_kn: float,
+    gain: float = 1.0,
     rng: np.random.Generator,
 ) -> None:
-    """Add the turbulent centre wake and the Kelvin arms to ``patch`` in place."""
+    """Add the turbulent centre wake and the Kelvin arms to ``patch`` in place (contrast times ``gain``)."""
     behind_stern = -(along + length_px / 2.0)  # pixels behind the stern, + along the wake
     behind_bow = -(along - length_px / 2.0)
     glinty = sea_nir > 0.045
@@ -361,8 +366,8 @@ def _draw_wake(
         )
         arms *= arm_strength
 
-    turbulent_contrast = float(rng.uniform(0.6, 1.3)) * speed_gain * size_gain
-    arm_contrast = float(rng.uniform(0.5, 1.2)) * speed_gain
+    turbulent_contrast = float(rng.uniform(0.6, 1.3)) * speed_gain * size_gain * gain
+    arm_contrast = float(rng.uniform(0.5, 1.2)) * speed_gain * gain
     if glinty:
         # Glint suppression: the wake darkens every band by a fraction of the glint above the water floor.
         darken = np.clip(0.55 * turbulent_contrast * turbulent + 0.35 * arm_contrast * arms, 0.0, 0.85)

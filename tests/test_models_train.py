@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import csv
 
+import numpy as np
+import pytest
 import torch
 
 from models.preprocess import PreprocessConfig
 from models.train import TrainConfig, export_weights, train
+from models.wake_chips import TRAIN_RANGES
 
 
 def _config(run_dir, epochs):
@@ -58,3 +61,18 @@ def test_a_run_started_from_weights_fine_tunes_them(tmp_path):
     assert torch.allclose(tuned[first], start.state_dict()[first], atol=1e-4)
     fresh = create_model(pre.architecture, len(pre.bands), pre.input_size).state_dict()[first]
     assert not torch.allclose(fresh, start.state_dict()[first], atol=1e-4)  # a random start would differ
+
+
+def test_faint_share_of_a_batch_replaces_only_its_tail():
+    from models.train import synthetic_batch
+
+    pre = PreprocessConfig(input_size=32)
+    plain = synthetic_batch(3, 0, 1, 8, TRAIN_RANGES, pre)
+    mixed = synthetic_batch(3, 0, 1, 8, TRAIN_RANGES, pre, faint_count=4)
+    np.testing.assert_array_equal(plain[0][:4], mixed[0][:4])
+    assert not np.allclose(plain[0][4:], mixed[0][4:])
+    np.testing.assert_array_equal(mixed[0], synthetic_batch(3, 0, 1, 8, TRAIN_RANGES, pre, faint_count=4)[0])
+    with pytest.raises(ValueError, match="faint_count"):
+        synthetic_batch(3, 0, 1, 8, TRAIN_RANGES, pre, faint_count=9)
+    with pytest.raises(ValueError, match="faint_fraction"):
+        TrainConfig(faint_fraction=1.0)

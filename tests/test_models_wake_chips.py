@@ -1,6 +1,9 @@
-"""Synthetic wake chips: dihedral augmentation moves keypoints with the image, clipping, determinism."""
+"""Synthetic wake chips: dihedral augmentation moves keypoints with the image, clipping, determinism,
+the wake-visibility measure."""
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -12,8 +15,10 @@ from models.wake_chips import (
     clip_keypoints_to_chip,
     dihedral_heading_deg,
     dihedral_transform,
+    FAINT_RANGES,
     draw_chip,
     draw_chips,
+    wake_snr,
 )
 
 
@@ -84,3 +89,37 @@ def test_heldout_ranges_differ_from_training_ranges():
     assert HELDOUT_RANGES != TRAIN_RANGES
     assert HELDOUT_RANGES.noise_sigma[1] > TRAIN_RANGES.noise_sigma[1]
     assert HELDOUT_RANGES.cloud_opacity[1] > TRAIN_RANGES.cloud_opacity[1]
+
+
+def test_wake_snr_of_one_pixel_three_sigma_above_the_clutter_is_three():
+    rng = np.random.default_rng(0)
+    free = rng.normal(0.05, 0.002, size=(2, 64, 64))
+    window = free[1, 16:48, 16:48]  # the centre 32 px
+    sigma = 1.4826 * np.median(np.abs(window - np.median(window)))
+    signal = np.zeros_like(free)
+    signal[1, 30, 30] = 3.0 * sigma
+    signal[0, 0, 0] = 100.0  # outside the centre 32 px window: not seen
+    assert wake_snr(signal, free, window_px=32) == pytest.approx(3.0, rel=1e-3)
+    with pytest.raises(ValueError, match="wake_signal"):
+        wake_snr(signal[:, :10], free)
+
+
+def test_measuring_the_wake_leaves_the_chips_unchanged_and_ranks_visibility():
+    plain = draw_chips(11, 12, HELDOUT_RANGES, 128)
+    measured = draw_chips(11, 12, HELDOUT_RANGES, 128, measure_wake=True)
+    for key in plain:
+        np.testing.assert_array_equal(plain[key], measured[key])
+    assert np.all(measured["wake_snr"][~measured["has_wake"]] == 0.0)
+    assert np.all(measured["wake_snr"][measured["has_wake"]] > 0.0)
+    # A 150 m ship at 20 kn on a calm sea versus a 10 m boat at 3 kn on a noisy one.
+    loud = replace(TRAIN_RANGES, length_m=(150, 150), speed_kn=(20, 20), p_wake=1.0, noise_sigma=(0.001, 0.001),
+                   p_cloud=0.0, p_glint=0.0)
+    faint = replace(TRAIN_RANGES, length_m=(10, 10), speed_kn=(3, 3), p_wake=1.0, noise_sigma=(0.004, 0.004))
+    assert np.median(draw_chips(5, 10, loud, 64, measure_wake=True)["wake_snr"]) > 100
+    assert np.median(draw_chips(5, 10, faint, 64, measure_wake=True)["wake_snr"]) < 10
+
+
+def test_faint_ranges_stay_inside_the_training_ranges():
+    assert TRAIN_RANGES.length_m[0] <= FAINT_RANGES.length_m[0] < FAINT_RANGES.length_m[1] <= TRAIN_RANGES.length_m[1]
+    assert TRAIN_RANGES.speed_kn[0] <= FAINT_RANGES.speed_kn[0] < FAINT_RANGES.speed_kn[1] <= TRAIN_RANGES.speed_kn[1]
+    assert replace(FAINT_RANGES, length_m=TRAIN_RANGES.length_m, speed_kn=TRAIN_RANGES.speed_kn) == TRAIN_RANGES

@@ -181,6 +181,8 @@ def register(app: typer.Typer) -> None:
         resume: bool = typer.Option(True, "--resume/--no-resume", help="Continue from RUN_DIR/last.pt when present."),
         init_weights: Optional[Path] = typer.Option(None, "--init-weights", help="Fine-tune: start a new run from "
                                                     "these weights (e.g. the shipped ones) instead of at random."),
+        faint_fraction: float = typer.Option(0.0, "--faint-fraction", min=0.0, max=0.95, help="Share of each batch "
+                                             "drawn from the faint-wake corner of the training ranges (small, slow vessels)."),
         export: Optional[Path] = typer.Option(None, "--export", help="After training, write EMA weights + JSON here and calibrate sigma."),
     ) -> None:
         """Train the wake-keypoint heading model on synthetic chips (CPU or CUDA), resumable."""
@@ -193,7 +195,7 @@ def register(app: typer.Typer) -> None:
             run_dir=run_dir, seed=seed, epochs=epochs, steps_per_epoch=steps_per_epoch, batch_size=batch_size, lr=lr,
             val_count=val_count, checkpoint_minutes=checkpoint_minutes, max_minutes=max_minutes, threads=threads,
             shipwakes_dir=shipwakes, shipwakes_fraction=shipwakes_fraction, init_weights=init_weights,
-            preprocess=PreprocessConfig(input_size=input_size),
+            faint_fraction=faint_fraction, preprocess=PreprocessConfig(input_size=input_size),
         )
         history = train(config, resume=resume)
         summary = {"run_dir": str(run_dir), "epochs_done": len(history), "last": history[-1] if history else None}
