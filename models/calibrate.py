@@ -33,10 +33,15 @@ def _predict_set(model: HeadingModel, chips: dict[str, np.ndarray], tta: bool) -
 
 
 def fit_uncertainty_scale(
-    model: HeadingModel, *, count: int = 1024, seed: int = CALIBRATION_SEED, coverage: float = 0.95,
+    model: HeadingModel, *, count: int = 4096, seed: int = CALIBRATION_SEED, coverage: float = 0.95,
     ranges: ChipRanges = TRAIN_RANGES, chip_size: int = 128, tta: bool = False,
 ) -> float:
-    """Factor for the model's sigma so that ``|error| <= 2 * factor * sigma`` on ``coverage`` of chips with wakes."""
+    """Factor for the model's sigma so that ``|error| <= 2 * factor * sigma`` on ``coverage`` of chips with wakes.
+
+    The 95% quantile of a heavy-tailed error ratio needs many chips: fitted on the first 1,024
+    chips (about 870 with wakes) the factor of two trained models differed by 4% and 9% from the
+    one fitted on 4,096, hence the default.
+    """
     previous = model.config
     model.config = previous.replace(uncertainty_scale=1.0, wake_probability_threshold=0.0)
     try:

@@ -347,8 +347,10 @@ def export_weights(checkpoint: Path, weights_path: Path, preprocess: PreprocessC
     cfg = state.get("config", {})
     training = {
         "data": "synthetic wake chips (models.wake_chips.TRAIN_RANGES)"
+        + (f", {cfg['faint_fraction']:.0%} of each batch from FAINT_RANGES (small, slow vessels)" if cfg.get("faint_fraction") else "")
         + (f" + ShipWakes {cfg.get('shipwakes_dir')}" if cfg.get("shipwakes_dir") else ""),
-        **{key: cfg.get(key) for key in ("seed", "epochs", "steps_per_epoch", "batch_size", "lr", "weight_decay", "ema_decay")},
+        **{key: cfg.get(key) for key in ("seed", "epochs", "steps_per_epoch", "batch_size", "lr", "weight_decay", "ema_decay",
+                                         "faint_fraction")},
         "steps_done": state.get("step"),
         "final_validation": {k: round(v, 4) if isinstance(v, float) else v for k, v in history[-1].items()} if history else None,
     }
