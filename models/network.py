@@ -22,7 +22,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-__all__ = ["WakeKeypointNet", "create_model", "keypoint_loss", "heading_from_keypoints_deg"]
+__all__ = ["WakeKeypointNet", "adapt_state_dict", "create_model", "keypoint_loss", "heading_from_keypoints_deg"]
 
 NUM_KEYPOINTS = 4
 
@@ -31,12 +31,18 @@ class WakeKeypointNet(nn.Module):
     """EfficientNet backbone + spatial keypoint head (see module docstring for the outputs)."""
 
     def __init__(self, architecture: str = "efficientnet_b0", in_chans: int = 4, input_size: int = 64,
-                 drop_rate: float = 0.1) -> None:
+                 drop_rate: float = 0.1, output_stride: int = 32) -> None:
         super().__init__()
+        if output_stride not in (8, 16, 32):
+            raise ValueError(f"output_stride: expected 8, 16 or 32, got {output_stride}")
+        # output_stride < 32 dilates the last stages instead of striding them: the same weights see
+        # a finer grid (4 x 4 instead of 2 x 2 cells for a 64 px crop at 16).
         self.backbone = timm.create_model(
-            architecture, pretrained=False, in_chans=in_chans, num_classes=0, global_pool="", drop_rate=drop_rate
+            architecture, pretrained=False, in_chans=in_chans, num_classes=0, global_pool="", drop_rate=drop_rate,
+            output_stride=output_stride,
         )
-        feature_size = max(1, math.ceil(input_size / 32))
+        feature_size = max(1, math.ceil(input_size / output_stride))
+        self.feature_size = feature_size
         channels = self.backbone.num_features
         # Keep the coarse spatial layout (a global pool would throw away where things are).
         self.reduce = nn.Sequential(nn.Conv2d(channels, 96, 1), nn.BatchNorm2d(96), nn.SiLU())
@@ -62,9 +68,40 @@ class WakeKeypointNet(nn.Module):
         }
 
 
-def create_model(architecture: str = "efficientnet_b0", in_chans: int = 4, input_size: int = 64) -> WakeKeypointNet:
+def create_model(
+    architecture: str = "efficientnet_b0", in_chans: int = 4, input_size: int = 64, output_stride: int = 32
+) -> WakeKeypointNet:
     """Build the network (random initialisation; load a state_dict for trained weights)."""
-    return WakeKeypointNet(architecture, in_chans=in_chans, input_size=input_size)
+    return WakeKeypointNet(architecture, in_chans=in_chans, input_size=input_size, output_stride=output_stride)
+
+
+def adapt_state_dict(state: dict[str, torch.Tensor], model: WakeKeypointNet) -> dict[str, torch.Tensor]:
+    """Fit weights trained at a coarser output stride to ``model`` (a finer grid of head cells).
+
+    The backbone's tensors do not depend on the stride. The head's first linear layer reads the
+    flattened ``(96, g, g)`` grid: each coarse cell's weights are shared equally among the finer
+    cells it covers, so on features that are constant within a coarse cell the adapted model
+    answers exactly like the original (a warm start for fine-tuning).
+
+    Raises
+    ------
+    ValueError
+        When the grids do not nest (the finer edge is not a multiple of the coarser one).
+    """
+    key = "head.1.weight"
+    target = model.state_dict()[key]
+    weight = state.get(key)
+    if weight is None or weight.shape == target.shape:
+        return state
+    out_features, channels = weight.shape[0], 96
+    coarse = int(round(math.sqrt(weight.shape[1] / channels)))
+    fine = model.feature_size
+    if coarse * coarse * channels != weight.shape[1] or fine % coarse or target.shape != (out_features, channels * fine * fine):
+        raise ValueError(f"state: {key} of shape {tuple(weight.shape)} does not nest into {tuple(target.shape)}")
+    factor = fine // coarse
+    grid = weight.reshape(out_features, channels, coarse, coarse)
+    grid = grid.repeat_interleave(factor, dim=2).repeat_interleave(factor, dim=3) / (factor * factor)
+    return {**state, key: grid.reshape(out_features, -1).contiguous()}
 
 
 def heading_from_keypoints_deg(keypoints: torch.Tensor) -> torch.Tensor:

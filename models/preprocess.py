@@ -50,6 +50,8 @@ class PreprocessConfig:
         Below this predicted wake visibility the direction is ambiguous (no usable wake).
     ambiguous_sigma_deg : float
         Calibrated sigma above which the heading is flagged ambiguous even with a wake.
+    output_stride : int
+        Backbone output stride (32: the crop ends as 2 x 2 cells at 64 px; 16: 4 x 4, last stage dilated).
     """
 
     architecture: str = "efficientnet_b0"
@@ -64,6 +66,7 @@ class PreprocessConfig:
     uncertainty_scale: float = 1.0
     wake_probability_threshold: float = 0.5
     ambiguous_sigma_deg: float = 30.0
+    output_stride: int = 32
     extra: dict = field(default_factory=dict)
 
     def to_json(self, path: str | Path) -> None:

@@ -23,7 +23,7 @@ import torch
 from tqdm import tqdm
 
 from models.metrics import angular_error_deg, summarize_errors
-from models.network import create_model, heading_from_keypoints_deg, keypoint_loss
+from models.network import adapt_state_dict, create_model, heading_from_keypoints_deg, keypoint_loss
 from models.preprocess import PreprocessConfig, prepare_batch
 from models.wake_chips import BAND_NAMES, FAINT_RANGES, TRAIN_RANGES, ChipRanges, dihedral_transform, draw_chips
 
@@ -240,12 +240,13 @@ def train(config: TrainConfig, *, resume: bool = True) -> list[dict]:
     run_dir = Path(config.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     pre = config.preprocess
-    model = create_model(pre.architecture, len(pre.bands), pre.input_size).to(device)
+    model = create_model(pre.architecture, len(pre.bands), pre.input_size, pre.output_stride).to(device)
     model = model.to(memory_format=torch.channels_last)
     last = run_dir / "last.pt"
     resuming = resume and last.exists()
     if config.init_weights and not resuming:
-        model.load_state_dict(torch.load(config.init_weights, map_location=device, weights_only=True))
+        start = torch.load(config.init_weights, map_location=device, weights_only=True)
+        model.load_state_dict(adapt_state_dict(start, model))
         logger.info("starting from the weights %s", config.init_weights)
     ema = copy.deepcopy(model).eval()
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)

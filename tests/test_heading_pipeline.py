@@ -39,6 +39,25 @@ def test_shipped_weights_and_config_travel_together():
     assert config_path_for(weights).exists()
 
 
+def test_the_weights_json_decides_the_output_stride_and_a_mismatch_is_named(tmp_path):
+    import torch
+
+    from models.network import create_model
+    from models.preprocess import PreprocessConfig
+    from vesselwatch.errors import ProductError
+
+    config = PreprocessConfig(input_size=32, output_stride=16)
+    weights = tmp_path / "fine.pt"
+    torch.save(create_model(config.architecture, len(config.bands), 32, output_stride=16).state_dict(), weights)
+    config.to_json(config_path_for(weights))
+    model = load_heading_model(weights, fast=False, threads=1)
+    assert model.network.feature_size == 2
+    assert predict_keypoints(model, draw_chips(1, 2, size=32)["data"], BAND_NAMES).keypoints_px.shape == (2, 4, 2)
+    config.replace(output_stride=32).to_json(config_path_for(weights))
+    with pytest.raises(ProductError, match="fine.pt.*do not fit"):
+        load_heading_model(weights, fast=False, threads=1)
+
+
 def test_shipped_model_finds_headings_within_10_deg_on_easy_chips(model, easy_chips):
     pred = predict_keypoints(model, easy_chips["data"], BAND_NAMES)
     errors = angular_error_deg(pred.heading_grid_deg, easy_chips["heading_grid_deg"])

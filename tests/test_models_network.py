@@ -1,4 +1,4 @@
-"""Keypoint network and loss: shapes, offsets parameterisation, absent keypoints are ignored."""
+"""Keypoint network and loss: shapes, offsets parameterisation, absent keypoints are ignored, output stride."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from models.network import create_model, heading_from_keypoints_deg, keypoint_loss
+from models.network import adapt_state_dict, create_model, heading_from_keypoints_deg, keypoint_loss
 
 
 @pytest.fixture(scope="module")
@@ -68,3 +68,26 @@ def test_heading_is_the_bearing_from_wake_end_to_hull():
     # Hull above the wake end (smaller y): travelling grid-up, heading 0; to the right: 90.
     kp = torch.tensor([[[5.0, 1.0], [5.0, 9.0]], [[9.0, 5.0], [1.0, 5.0]], [[1.0, 1.0], [9.0, 9.0]]])
     torch.testing.assert_close(heading_from_keypoints_deg(kp), torch.tensor([0.0, 90.0, 315.0]))
+
+
+def test_a_finer_output_stride_keeps_the_backbone_and_spreads_the_head_over_the_finer_cells(model):
+    fine = create_model(in_chans=4, input_size=32, output_stride=16).eval()
+    assert fine.feature_size == 2 * model.feature_size
+    fine.load_state_dict(adapt_state_dict(model.state_dict(), fine))
+    for name, tensor in model.backbone.state_dict().items():
+        assert torch.equal(tensor, fine.backbone.state_dict()[name])
+    # On features constant within each coarse cell the adapted head answers like the original.
+    torch.manual_seed(1)
+    coarse = torch.randn(2, 96, model.feature_size, model.feature_size)
+    fine_features = coarse.repeat_interleave(2, dim=2).repeat_interleave(2, dim=3)
+    with torch.inference_mode():
+        torch.testing.assert_close(fine.head(fine_features), model.head(coarse), rtol=1e-5, atol=1e-5)
+        assert fine(torch.randn(1, 4, 32, 32))["keypoints"].shape == (1, 4, 2)
+    # Same stride: nothing to adapt; grids that do not nest: a clear error.
+    state = model.state_dict()
+    assert adapt_state_dict(state, model) is state
+    odd = create_model(in_chans=4, input_size=48, output_stride=16)  # 3 x 3 cells cannot split 2 x 2 ones
+    with pytest.raises(ValueError, match="does not nest"):
+        adapt_state_dict(create_model(in_chans=4, input_size=64).state_dict(), odd)
+    with pytest.raises(ValueError, match="output_stride"):
+        create_model(output_stride=12)

@@ -172,6 +172,8 @@ def register(app: typer.Typer) -> None:
         lr: float = typer.Option(2e-3, "--lr"),
         seed: int = typer.Option(0, "--seed", help="Same seed, same batches, same run."),
         input_size: int = typer.Option(64, "--input-size", help="Centre crop fed to the network, pixels."),
+        output_stride: int = typer.Option(32, "--output-stride", help="Backbone output stride: 32, or 16 for a "
+                                          "finer grid of head cells (last stage dilated; init weights are adapted)."),
         threads: int = typer.Option(1, "--threads", help="CPU threads (1 is fastest on a busy 2-core box)."),
         max_minutes: Optional[float] = typer.Option(None, "--max-minutes", help="Stop (and checkpoint) after this long; resume later."),
         checkpoint_minutes: float = typer.Option(4.0, "--checkpoint-minutes"),
@@ -195,7 +197,7 @@ def register(app: typer.Typer) -> None:
             run_dir=run_dir, seed=seed, epochs=epochs, steps_per_epoch=steps_per_epoch, batch_size=batch_size, lr=lr,
             val_count=val_count, checkpoint_minutes=checkpoint_minutes, max_minutes=max_minutes, threads=threads,
             shipwakes_dir=shipwakes, shipwakes_fraction=shipwakes_fraction, init_weights=init_weights,
-            faint_fraction=faint_fraction, preprocess=PreprocessConfig(input_size=input_size),
+            faint_fraction=faint_fraction, preprocess=PreprocessConfig(input_size=input_size, output_stride=output_stride),
         )
         history = train(config, resume=resume)
         summary = {"run_dir": str(run_dir), "epochs_done": len(history), "last": history[-1] if history else None}
