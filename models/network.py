@@ -79,7 +79,7 @@ def adapt_state_dict(state: dict[str, torch.Tensor], model: WakeKeypointNet) -> 
     """Fit weights trained at a coarser output stride to ``model`` (a finer grid of head cells).
 
     The backbone's tensors do not depend on the stride. The head's first linear layer reads the
-    flattened ``(96, g, g)`` grid: each coarse cell's weights are shared equally among the finer
+    flattened ``(channels, g, g)`` grid: each coarse cell's weights are shared equally among the finer
     cells it covers, so on features that are constant within a coarse cell the adapted model
     answers exactly like the original (a warm start for fine-tuning).
 
@@ -93,7 +93,7 @@ def adapt_state_dict(state: dict[str, torch.Tensor], model: WakeKeypointNet) -> 
     weight = state.get(key)
     if weight is None or weight.shape == target.shape:
         return state
-    out_features, channels = weight.shape[0], 96
+    out_features, channels = weight.shape[0], model.reduce[0].out_channels
     coarse = int(round(math.sqrt(weight.shape[1] / channels)))
     fine = model.feature_size
     if coarse * coarse * channels != weight.shape[1] or fine % coarse or target.shape != (out_features, channels * fine * fine):
