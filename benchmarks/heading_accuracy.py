@@ -39,7 +39,7 @@ from models.calibrate import HELDOUT_SEED
 from models.inference import load_heading_model, predict_keypoints
 from models.metrics import angular_error_deg, summarize_errors
 from models.preprocess import normalize
-from models.wake_chips import BAND_NAMES, HELDOUT_RANGES, TRAIN_RANGES, draw_chips
+from models.wake_chips import BAND_NAMES, CLEAR_WAKE_SNR, HELDOUT_RANGES, TRAIN_RANGES, VISIBLE_WAKE_SNR, draw_chips
 
 
 def moment_baseline_deg(data: np.ndarray) -> np.ndarray:
@@ -88,8 +88,10 @@ def main() -> None:
     snr = chips["wake_snr"]
     subsets = {
         "all with wake": wake, "< 25 m": wake & small, ">= 25 m": wake & ~small,
-        "visible (SNR >= 5)": wake & (snr >= 5),
-        "wake SNR < 5": wake & (snr < 5), "wake SNR 5-20": wake & (snr >= 5) & (snr < 20), "wake SNR >= 20": wake & (snr >= 20),
+        f"visible (SNR >= {VISIBLE_WAKE_SNR:g})": wake & (snr >= VISIBLE_WAKE_SNR),
+        f"wake SNR < {VISIBLE_WAKE_SNR:g}": wake & (snr < VISIBLE_WAKE_SNR),
+        f"wake SNR {VISIBLE_WAKE_SNR:g}-{CLEAR_WAKE_SNR:g}": wake & (snr >= VISIBLE_WAKE_SNR) & (snr < CLEAR_WAKE_SNR),
+        f"wake SNR >= {CLEAR_WAKE_SNR:g}": wake & (snr >= CLEAR_WAKE_SNR),
     }
     rows = []
     variants = [(f"vesselwatch B0 ({model.backend})", False)] + ([] if args.no_tta else [("vesselwatch B0 + TTA x8", True)])

@@ -26,7 +26,9 @@ import numpy as np
 from models.calibrate import HELDOUT_SEED
 from models.inference import HeadingModel, load_heading_model, predict_keypoints
 from models.metrics import angular_error_deg
-from models.wake_chips import BAND_NAMES, HELDOUT_RANGES, TRAIN_RANGES, ChipRanges, draw_chips
+from models.wake_chips import (
+    BAND_NAMES, CLEAR_WAKE_SNR, HELDOUT_RANGES, TRAIN_RANGES, VISIBLE_WAKE_SNR, ChipRanges, draw_chips,
+)
 
 
 def shifted_fields(heldout: ChipRanges = HELDOUT_RANGES, train: ChipRanges = TRAIN_RANGES) -> list[str]:
@@ -40,11 +42,11 @@ def score(model: HeadingModel, ranges: ChipRanges, count: int, chip_size: int) -
     pred = predict_keypoints(model, chips["data"], BAND_NAMES)
     hit = angular_error_deg(pred.heading_grid_deg, chips["heading_grid_deg"]) <= 10.0
     wake, snr = chips["visible"][:, 1], chips["wake_snr"]
-    band = wake & (snr >= 5) & (snr < 20)
-    visible = wake & (snr >= 5)
+    visible = wake & (snr >= VISIBLE_WAKE_SNR)
+    band = visible & (snr < CLEAR_WAKE_SNR)
     return {
         "within_10_pct": 100.0 * hit[wake].mean(),
-        "invisible_pct": 100.0 * np.count_nonzero(wake & (snr < 5)) / max(wake.sum(), 1),
+        "invisible_pct": 100.0 * np.count_nonzero(wake & ~visible) / max(wake.sum(), 1),
         "band_pct": 100.0 * hit[band].mean() if band.any() else float("nan"),
         "band_n": float(band.sum()),
         "visible_pct": 100.0 * hit[visible].mean() if visible.any() else float("nan"),

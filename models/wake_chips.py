@@ -26,9 +26,11 @@ from models.wake_render import VesselSpec, render_vessel
 
 __all__ = [
     "BAND_NAMES",
+    "CLEAR_WAKE_SNR",
     "HELDOUT_RANGES",
     "KEYPOINT_NAMES",
     "TRAIN_RANGES",
+    "VISIBLE_WAKE_SNR",
     "ChipRanges",
     "SyntheticChip",
     "clip_keypoints_to_chip",
@@ -280,6 +282,12 @@ def _contrast_stretch(rng: np.random.Generator, data: np.ndarray) -> np.ndarray:
         mixed = (1.0 - local_weight) * scaled + local_weight * equalised
         out[b] = np.round(mixed**gamma * 255.0) / 255.0
     return out
+
+
+#: Wake SNR (:func:`wake_snr`) below which even an ideal observer cannot see the wake (Rose criterion).
+VISIBLE_WAKE_SNR = 5.0
+#: Wake SNR above which the wake is plain to see.
+CLEAR_WAKE_SNR = 20.0
 
 
 def wake_snr(wake_signal: np.ndarray, wake_free: np.ndarray, window_px: int = 64) -> float:
