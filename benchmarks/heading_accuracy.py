@@ -20,7 +20,9 @@ than 25 m, the rest, the chips with a wake split by how visible it is (``wake SN
 matched-filter signal-to-clutter ratio of the wake against the chip's own noise, swell, glint and
 cloud, measured on a wake-free twin of each chip, :func:`models.wake_chips.wake_snr`; below 5,
 the Rose criterion, even an ideal observer cannot tell a wake from clutter with certainty), and
-chips without a wake (only the ambiguity flag is scored).
+chips without a wake (only the ambiguity flag is scored), and every heading the model reports on
+any chip ("reported headings": the share a user can trust; one reported on a chip without a wake
+counts as wrong).
 A flip is an error ≥ 150°. Coverage is the share of chips whose truth lies within the reported ±2σ.
 
 Usage::
@@ -37,7 +39,7 @@ import numpy as np
 
 from models.calibrate import HELDOUT_SEED
 from models.inference import load_heading_model, predict_keypoints
-from models.metrics import angular_error_deg, summarize_errors
+from models.metrics import FLIP_THRESHOLD_DEG, angular_error_deg, summarize_errors
 from models.preprocess import normalize
 from models.wake_chips import BAND_NAMES, CLEAR_WAKE_SNR, HELDOUT_RANGES, TRAIN_RANGES, VISIBLE_WAKE_SNR, draw_chips
 
@@ -103,6 +105,13 @@ def main() -> None:
             m["ambiguous_pct"] = float(100 * pred.ambiguous[mask].mean()) if mask.any() else float("nan")
             rows.append((name, subset, m))
         rows.append((name, "no wake", {"count": float((~wake).sum()), "ambiguous_pct": float(100 * pred.ambiguous[~wake].mean())}))
+        # What a user gets: every heading the model reports, on any chip (one without a wake is wrong).
+        reported = np.isfinite(pred.heading_grid_deg)
+        right = wake & (errors <= 10.0)
+        rows.append((name, "reported headings", {
+            "count": float(reported.sum()), "within_10_pct": float(100 * right[reported].mean()),
+            "flip_pct": float(100 * (errors[reported] >= FLIP_THRESHOLD_DEG).mean()),
+        }))
     baseline = angular_error_deg(moment_baseline_deg(chips["data"]), chips["heading_grid_deg"])
     for subset, mask in subsets.items():
         rows.append(("moment baseline", subset, summarize_errors(baseline[mask])))

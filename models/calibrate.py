@@ -1,12 +1,20 @@
-"""Calibration of the heading uncertainty and evaluation on synthetic chip sets.
+"""Calibration of the heading uncertainty and of the wake threshold, and evaluation on synthetic sets.
 
 The network's von Mises sigma is only a relative confidence. :func:`fit_uncertainty_scale` finds
 the factor ``s`` such that the truth lies within ``±2 s sigma`` for a chosen share (default 95%) of a
 calibration set drawn with the *training* ranges and a seed used nowhere else; the held-out test
 set (other seeds, other ranges) then measures whether the ≥ 90% coverage target really holds.
+
+The wake probability is only a score too. :func:`fit_wake_probability_threshold` picks the lowest
+threshold at which the headings the model still reports on the calibration set (chips with and
+without a wake) are within 10° of the truth for a chosen share (default 95%): below it, a chip gets
+no heading and ``ambiguous=True``. :func:`calibrate` fits both on one draw.
 """
 
 from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -14,7 +22,13 @@ from models.inference import HeadingModel, predict_keypoints
 from models.metrics import angular_error_deg, summarize_errors
 from models.wake_chips import BAND_NAMES, TRAIN_RANGES, ChipRanges, draw_chips
 
-__all__ = ["CALIBRATION_SEED", "HELDOUT_SEED", "evaluate_synthetic", "fit_uncertainty_scale"]
+__all__ = [
+    "CALIBRATION_SEED", "HELDOUT_SEED", "Calibration", "calibrate", "evaluate_synthetic",
+    "fit_uncertainty_scale", "fit_wake_probability_threshold", "reported_precision",
+    "uncertainty_scale_for_coverage", "wake_threshold_for_precision",
+]
+
+logger = logging.getLogger(__name__)
 
 #: Seeds reserved for calibration and for the held-out test set (training uses 0.. and validation
 #: ``seed + 1_000_003``).
@@ -32,6 +46,110 @@ def _predict_set(model: HeadingModel, chips: dict[str, np.ndarray], tta: bool) -
     }
 
 
+@dataclass(frozen=True)
+class Calibration:
+    """What :func:`calibrate` fits, stored in the weights' JSON.
+
+    Attributes
+    ----------
+    uncertainty_scale : float
+        Factor on the von Mises sigma (``PreprocessConfig.uncertainty_scale``).
+    wake_probability_threshold : float
+        Wake probability below which no heading is reported (``PreprocessConfig.wake_probability_threshold``).
+    precision_pct : float
+        Share of the calibration set's reported headings within 10° at that threshold, percent.
+    count : int
+        Chips in the calibration set.
+    """
+
+    uncertainty_scale: float
+    wake_probability_threshold: float
+    precision_pct: float
+    count: int
+
+
+def _calibration_set(
+    model: HeadingModel, *, count: int, seed: int, ranges: ChipRanges, chip_size: int, tta: bool,
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Draw a calibration set and predict it raw: sigma unscaled, no wake threshold."""
+    previous = model.config
+    model.config = previous.replace(uncertainty_scale=1.0, wake_probability_threshold=0.0)
+    try:
+        chips = draw_chips(seed, count, ranges, chip_size)
+        out = _predict_set(model, chips, tta)
+    finally:
+        model.config = previous
+    out["error"] = angular_error_deg(out["heading"], chips["heading_grid_deg"])
+    return chips, out
+
+
+def uncertainty_scale_for_coverage(error_deg: np.ndarray, sigma_deg: np.ndarray, coverage: float = 0.95) -> float:
+    """Factor ``s`` with ``|error| <= 2 s sigma`` for ``coverage`` of the finite pairs (1.0 when none).
+
+    Parameters
+    ----------
+    error_deg, sigma_deg : numpy.ndarray
+        Absolute angular errors and raw 1-sigma uncertainties, degrees, same shape.
+    coverage : float
+        Target share in (0, 1).
+    """
+    if not 0.0 < coverage < 1.0:
+        raise ValueError(f"coverage: expected a share in (0, 1), got {coverage}")
+    ratio = np.asarray(error_deg, dtype=np.float64) / (2.0 * np.asarray(sigma_deg, dtype=np.float64))
+    ratio = ratio[np.isfinite(ratio)]
+    return float(np.quantile(ratio, coverage)) if ratio.size else 1.0
+
+
+def reported_precision(wake_probability: np.ndarray, correct: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
+    """Share of the chips with ``wake_probability >= t`` that are ``correct``, per threshold ``t`` (NaN: none).
+
+    Parameters
+    ----------
+    wake_probability : numpy.ndarray
+        ``(N,)`` predicted wake probabilities, 0..1.
+    correct : numpy.ndarray
+        ``(N,)`` bool: the chip has a wake and its heading is within 10° of the truth.
+    thresholds : numpy.ndarray
+        ``(T,)`` thresholds to evaluate.
+    """
+    p = np.asarray(wake_probability, dtype=np.float64)
+    ok = np.asarray(correct, dtype=bool)
+    if p.shape != ok.shape:
+        raise ValueError(f"correct: expected the shape of wake_probability {p.shape}, got {ok.shape}")
+    order = np.argsort(p)
+    p_sorted, ok_sorted = p[order], ok[order]
+    # Chips at or above t: those from the first index whose probability is >= t.
+    first = np.searchsorted(p_sorted, np.asarray(thresholds, dtype=np.float64), side="left")
+    ok_from = np.concatenate([np.cumsum(ok_sorted[::-1])[::-1], [0]])
+    reported = p.size - first
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(reported > 0, ok_from[first] / reported, np.nan)
+
+
+def wake_threshold_for_precision(
+    wake_probability: np.ndarray, correct: np.ndarray, precision: float = 0.95, *,
+    lowest: float = 0.5, highest: float = 0.95, step: float = 0.01,
+) -> tuple[float, float]:
+    """Lowest threshold on a grid whose reported headings are ``correct`` for at least ``precision``.
+
+    The grid runs from ``lowest`` (a chip more likely wakeless than not never gets a heading) to
+    ``highest``; when no threshold reaches the target, ``highest`` is returned. Returns the
+    threshold and the precision it reaches (0..1).
+    """
+    if not 0.0 < precision < 1.0:
+        raise ValueError(f"precision: expected a share in (0, 1), got {precision}")
+    if not 0.0 <= lowest <= highest < 1.0:
+        raise ValueError(f"lowest, highest: expected 0 <= lowest <= highest < 1, got {lowest}, {highest}")
+    grid = np.round(np.arange(lowest, highest + step / 2, step), 6)
+    reached = reported_precision(wake_probability, correct, grid)
+    hits = np.flatnonzero(reached >= precision)
+    if not hits.size:
+        logger.warning("no wake threshold up to %.2f reaches %.0f%% precision (%.1f%% there): using %.2f",
+                       highest, 100 * precision, 100 * np.nan_to_num(reached[-1]), highest)
+    index = int(hits[0]) if hits.size else grid.size - 1
+    return float(grid[index]), float(reached[index])
+
+
 def fit_uncertainty_scale(
     model: HeadingModel, *, count: int = 4096, seed: int = CALIBRATION_SEED, coverage: float = 0.95,
     ranges: ChipRanges = TRAIN_RANGES, chip_size: int = 128, tta: bool = False,
@@ -42,17 +160,40 @@ def fit_uncertainty_scale(
     chips (about 870 with wakes) the factor of two trained models differed by 4% and 9% from the
     one fitted on 4,096, hence the default.
     """
-    previous = model.config
-    model.config = previous.replace(uncertainty_scale=1.0, wake_probability_threshold=0.0)
-    try:
-        chips = draw_chips(seed, count, ranges, chip_size)
-        out = _predict_set(model, chips, tta)
-    finally:
-        model.config = previous
+    chips, out = _calibration_set(model, count=count, seed=seed, ranges=ranges, chip_size=chip_size, tta=tta)
     wake = chips["visible"][:, 1]
-    ratio = angular_error_deg(out["heading"], chips["heading_grid_deg"])[wake] / (2.0 * out["sigma"][wake])
-    ratio = ratio[np.isfinite(ratio)]
-    return float(np.quantile(ratio, coverage)) if ratio.size else 1.0
+    return uncertainty_scale_for_coverage(out["error"][wake], out["sigma"][wake], coverage)
+
+
+def fit_wake_probability_threshold(
+    model: HeadingModel, *, count: int = 4096, seed: int = CALIBRATION_SEED, precision: float = 0.95,
+    ranges: ChipRanges = TRAIN_RANGES, chip_size: int = 128, tta: bool = False,
+) -> tuple[float, float]:
+    """Wake-probability threshold at which ``precision`` of the reported headings are within 10°.
+
+    Every chip of the calibration set counts: one with a wake is correct when its heading is within
+    10° of the truth; one without a wake that still gets a heading is wrong (its bow and stern cannot
+    be told apart). Returns the threshold and the precision reached (0..1).
+    """
+    chips, out = _calibration_set(model, count=count, seed=seed, ranges=ranges, chip_size=chip_size, tta=tta)
+    correct = chips["visible"][:, 1] & (out["error"] <= 10.0)
+    return wake_threshold_for_precision(out["wake_probability"], correct, precision)
+
+
+def calibrate(
+    model: HeadingModel, *, count: int = 4096, seed: int = CALIBRATION_SEED, coverage: float = 0.95,
+    precision: float = 0.95, ranges: ChipRanges = TRAIN_RANGES, chip_size: int = 128,
+) -> Calibration:
+    """Fit the sigma scale and the wake threshold on one calibration set (training ranges, own seed).
+
+    Same as :func:`fit_uncertainty_scale` and :func:`fit_wake_probability_threshold` with the same
+    arguments, for the cost of one draw.
+    """
+    chips, out = _calibration_set(model, count=count, seed=seed, ranges=ranges, chip_size=chip_size, tta=False)
+    wake = chips["visible"][:, 1]
+    scale = uncertainty_scale_for_coverage(out["error"][wake], out["sigma"][wake], coverage)
+    threshold, reached = wake_threshold_for_precision(out["wake_probability"], wake & (out["error"] <= 10.0), precision)
+    return Calibration(scale, threshold, 100.0 * reached, count)
 
 
 def evaluate_synthetic(

@@ -1,4 +1,4 @@
-"""CLI commands: ``vesselwatch heading CHIP`` and ``vesselwatch train-heading``."""
+"""CLI commands: ``vesselwatch heading CHIP``, ``vesselwatch train-heading`` and ``vesselwatch calibrate-heading``."""
 
 from __future__ import annotations
 
@@ -185,7 +185,8 @@ def register(app: typer.Typer) -> None:
                                                     "these weights (e.g. the shipped ones) instead of at random."),
         faint_fraction: float = typer.Option(0.0, "--faint-fraction", min=0.0, max=0.95, help="Share of each batch "
                                              "drawn from the faint-wake corner of the training ranges (small, slow vessels)."),
-        export: Optional[Path] = typer.Option(None, "--export", help="After training, write EMA weights + JSON here and calibrate sigma."),
+        export: Optional[Path] = typer.Option(None, "--export", help="After training, write EMA weights + JSON here "
+                                              "and calibrate them (as calibrate-heading)."),
     ) -> None:
         """Train the wake-keypoint heading model on synthetic chips (CPU or CUDA), resumable."""
         from models.preprocess import PreprocessConfig
@@ -205,18 +206,48 @@ def register(app: typer.Typer) -> None:
             summary["weights"] = export_and_calibrate(run_dir / "last.pt", export)
         typer.echo(json.dumps(summary, indent=2, default=str))
 
+    @app.command("calibrate-heading")
+    def calibrate_heading(
+        weights: Path = typer.Argument(..., help="Weights file (.pt) with its JSON next to it; the JSON is updated."),
+        count: int = typer.Option(4096, "--count", min=64, help="Synthetic calibration chips (training ranges, own seed)."),
+    ) -> None:
+        """Refit the sigma scale (±2σ holds 95% of truths) and the wake threshold (95% of reported headings within 10°)."""
+        from models.inference import config_path_for
+
+        try:
+            if not weights.is_file() or not config_path_for(weights).is_file():
+                raise InputError(f"{weights}: expected a weights file with its JSON ({config_path_for(weights).name}) beside it")
+            summary = calibrate_weights(weights, count=count)
+        except (VesselwatchError, ValueError) as error:
+            typer.echo(f"vesselwatch calibrate-heading: {error}", err=True)
+            raise typer.Exit(code=2) from error
+        typer.echo(json.dumps(summary, indent=2))
+
 
 def export_and_calibrate(checkpoint: Path, weights_path: Path) -> dict:
-    """Export a checkpoint's EMA weights with their JSON, then fit and store the sigma scale."""
-    from models.calibrate import fit_uncertainty_scale
-    from models.inference import file_sha256, load_heading_model
-    from models.preprocess import PreprocessConfig
+    """Export a checkpoint's EMA weights with their JSON, then fit and store the sigma scale and wake threshold."""
     from models.train import export_weights
 
     export_weights(checkpoint, weights_path)
-    json_path = weights_path.with_suffix(".json")
-    model = load_heading_model(weights_path, fast=False)
-    scale = fit_uncertainty_scale(model)
-    config = PreprocessConfig.from_json(json_path).replace(uncertainty_scale=round(scale, 4))
+    return calibrate_weights(weights_path)
+
+
+def calibrate_weights(weights_path: Path, count: int = 4096) -> dict:
+    """Fit the sigma scale and the wake-probability threshold of exported weights on ``count`` chips; write them to their JSON."""
+    from models.calibrate import CALIBRATION_SEED, calibrate
+    from models.inference import config_path_for, file_sha256, load_heading_model
+    from models.preprocess import PreprocessConfig
+
+    json_path = config_path_for(weights_path)
+    fitted = calibrate(load_heading_model(weights_path, fast=False), count=count)
+    config = PreprocessConfig.from_json(json_path)
+    extra = {**config.extra, "calibration": {
+        "set": f"{fitted.count} synthetic chips, TRAIN_RANGES, seed {CALIBRATION_SEED}",
+        "uncertainty_scale": "95% of the truths with a wake within ±2 sigma",
+        "wake_probability_threshold": f"lowest at which {fitted.precision_pct:.1f}% (≥ 95%) of reported headings are within 10°",
+    }}
+    config = config.replace(uncertainty_scale=round(fitted.uncertainty_scale, 4),
+                            wake_probability_threshold=fitted.wake_probability_threshold, extra=extra)
     config.to_json(json_path)
-    return {"path": str(weights_path), "sha256": file_sha256(weights_path), "uncertainty_scale": scale}
+    return {"path": str(weights_path), "sha256": file_sha256(weights_path), "uncertainty_scale": fitted.uncertainty_scale,
+            "wake_probability_threshold": fitted.wake_probability_threshold, "precision_pct": fitted.precision_pct}
