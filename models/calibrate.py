@@ -5,6 +5,9 @@ the factor ``s`` such that the truth lies within ``±2 s sigma`` for a chosen sh
 calibration set drawn with the *training* ranges and a seed used nowhere else; the held-out test
 set (other seeds, other ranges) then measures whether the ≥ 90% coverage target really holds.
 
+A faint wake's sigma understates its error more than a clear one's, so the factor is fitted per
+band of wake probability (:func:`uncertainty_scales_by_wake`, bands from 0.9 and 0.99 up).
+
 The wake probability is only a score too. :func:`fit_wake_probability_threshold` picks the lowest
 threshold at which the headings the model still reports on the calibration set (chips with and
 without a wake) are within 10° of the truth for a chosen share (default 95%): below it, a chip gets
@@ -25,7 +28,7 @@ from models.wake_chips import BAND_NAMES, TRAIN_RANGES, ChipRanges, draw_chips
 __all__ = [
     "CALIBRATION_SEED", "HELDOUT_SEED", "Calibration", "calibrate", "evaluate_synthetic",
     "fit_uncertainty_scale", "fit_wake_probability_threshold", "reported_precision",
-    "uncertainty_scale_for_coverage", "wake_threshold_for_precision",
+    "uncertainty_scale_for_coverage", "uncertainty_scales_by_wake", "wake_threshold_for_precision",
 ]
 
 logger = logging.getLogger(__name__)
@@ -53,7 +56,10 @@ class Calibration:
     Attributes
     ----------
     uncertainty_scale : float
-        Factor on the von Mises sigma (``PreprocessConfig.uncertainty_scale``).
+        Factor on the von Mises sigma for every chip with a wake (``PreprocessConfig.uncertainty_scale``).
+    uncertainty_scale_bins : tuple of (float, float)
+        Factors per band of wake probability for the chips that get a heading
+        (``PreprocessConfig.uncertainty_scale_bins``).
     wake_probability_threshold : float
         Wake probability below which no heading is reported (``PreprocessConfig.wake_probability_threshold``).
     precision_pct : float
@@ -63,6 +69,7 @@ class Calibration:
     """
 
     uncertainty_scale: float
+    uncertainty_scale_bins: tuple[tuple[float, float], ...]
     wake_probability_threshold: float
     precision_pct: float
     count: int
@@ -73,7 +80,7 @@ def _calibration_set(
 ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
     """Draw a calibration set and predict it raw: sigma unscaled, no wake threshold."""
     previous = model.config
-    model.config = previous.replace(uncertainty_scale=1.0, wake_probability_threshold=0.0)
+    model.config = previous.replace(uncertainty_scale=1.0, uncertainty_scale_bins=(), wake_probability_threshold=0.0)
     try:
         chips = draw_chips(seed, count, ranges, chip_size)
         out = _predict_set(model, chips, tta)
@@ -98,6 +105,36 @@ def uncertainty_scale_for_coverage(error_deg: np.ndarray, sigma_deg: np.ndarray,
     ratio = np.asarray(error_deg, dtype=np.float64) / (2.0 * np.asarray(sigma_deg, dtype=np.float64))
     ratio = ratio[np.isfinite(ratio)]
     return float(np.quantile(ratio, coverage)) if ratio.size else 1.0
+
+
+def uncertainty_scales_by_wake(
+    error_deg: np.ndarray, sigma_deg: np.ndarray, wake_probability: np.ndarray, *,
+    edges: tuple[float, ...] = (0.9, 0.99), coverage: float = 0.95, min_count: int = 50,
+) -> tuple[tuple[float, float], ...]:
+    """:func:`uncertainty_scale_for_coverage` per band of wake probability.
+
+    The bands start at 0 and at each of ``edges``; a band with fewer than ``min_count`` finite
+    pairs is merged into the one below it (the lowest into the one above). Returns
+    ``((lowest probability, factor), ...)`` for ``PreprocessConfig.uncertainty_scale_bins``.
+    """
+    error = np.asarray(error_deg, dtype=np.float64)
+    sigma = np.asarray(sigma_deg, dtype=np.float64)
+    p = np.asarray(wake_probability, dtype=np.float64)
+    usable = np.isfinite(error) & np.isfinite(sigma)
+
+    def band_counts(starts: list[float]) -> list[int]:
+        ends = [*starts[1:], np.inf]
+        return [int(np.count_nonzero(usable & (p >= lo) & (p < hi))) for lo, hi in zip(starts, ends)]
+
+    starts = [0.0, *sorted(edges)]
+    while len(starts) > 1 and min(band_counts(starts)) < min_count:
+        smallest = int(np.argmin(band_counts(starts)))
+        del starts[max(smallest, 1)]  # merge into the band below (the lowest band absorbs the next)
+    bins = []
+    for lo, hi in zip(starts, [*starts[1:], np.inf]):
+        inside = (p >= lo) & (p < hi)
+        bins.append((float(lo), uncertainty_scale_for_coverage(error[inside], sigma[inside], coverage)))
+    return tuple(bins)
 
 
 def reported_precision(wake_probability: np.ndarray, correct: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
@@ -184,16 +221,20 @@ def calibrate(
     model: HeadingModel, *, count: int = 4096, seed: int = CALIBRATION_SEED, coverage: float = 0.95,
     precision: float = 0.95, ranges: ChipRanges = TRAIN_RANGES, chip_size: int = 128,
 ) -> Calibration:
-    """Fit the sigma scale and the wake threshold on one calibration set (training ranges, own seed).
+    """Fit the sigma scales and the wake threshold on one calibration set (training ranges, own seed).
 
     Same as :func:`fit_uncertainty_scale` and :func:`fit_wake_probability_threshold` with the same
-    arguments, for the cost of one draw.
+    arguments, for the cost of one draw, plus the per-band factors of :func:`uncertainty_scales_by_wake`
+    fitted on the chips with a wake that clear the threshold (those that get a heading).
     """
     chips, out = _calibration_set(model, count=count, seed=seed, ranges=ranges, chip_size=chip_size, tta=False)
     wake = chips["visible"][:, 1]
     scale = uncertainty_scale_for_coverage(out["error"][wake], out["sigma"][wake], coverage)
     threshold, reached = wake_threshold_for_precision(out["wake_probability"], wake & (out["error"] <= 10.0), precision)
-    return Calibration(scale, threshold, 100.0 * reached, count)
+    reported = wake & (out["wake_probability"] >= threshold)
+    bins = uncertainty_scales_by_wake(out["error"][reported], out["sigma"][reported], out["wake_probability"][reported],
+                                      coverage=coverage)
+    return Calibration(scale, bins, threshold, 100.0 * reached, count)
 
 
 def evaluate_synthetic(

@@ -7,7 +7,7 @@ a check batch; otherwise inference stays in eager PyTorch under ``torch.inferenc
 
 Heading = grid bearing from the predicted wake end to the predicted hull (the direction of
 travel). Its sigma comes from the network's von Mises concentration, scaled by the calibration
-factor stored with the weights; test-time dihedral augmentation (``tta=True``) adds the spread of
+factor stored with the weights for the chip's wake probability; test-time dihedral augmentation (``tta=True``) adds the spread of
 the 8 symmetric predictions. A chip whose wake is not found (wake probability below the threshold)
 gets NaN heading and ``ambiguous=True``: without a wake the bow/stern direction is a coin toss.
 """
@@ -218,7 +218,8 @@ def predict_keypoints(
         return KeypointPrediction(np.zeros((0, 4, 2)), np.zeros((0, 4)), empty, empty, empty.astype(bool))
     inputs, offset = prepare_batch(data, band_names, config)
     pred = _outputs_to_prediction(_run_batched(model, inputs, batch_size), config, offset)
-    heading, sigma = pred["heading"], pred["sigma"] * config.uncertainty_scale
+    wake_probability = pred["visibility"][:, 1]
+    heading, sigma = pred["heading"], pred["sigma"] * config.uncertainty_factor(wake_probability)
     if tta:
         headings = [heading]
         for k in range(1, 8):
@@ -232,7 +233,6 @@ def predict_keypoints(
             headings.append(np.mod(h - 90.0 * quarter, 360.0))
         heading, spread = _circular_mean_and_spread_deg(np.stack(headings))
         sigma = np.hypot(sigma, spread)
-    wake_probability = pred["visibility"][:, 1]
     no_wake = wake_probability < config.wake_probability_threshold
     keypoints = pred["keypoints"].copy()
     absent = pred["visibility"] < 0.5

@@ -46,6 +46,10 @@ class PreprocessConfig:
     uncertainty_scale : float
         Factor applied to the von Mises sigma so that truth lies within ±2 sigma for ≥ 90% of a
         calibration set (fitted after training, see :mod:`models.calibrate`).
+    uncertainty_scale_bins : tuple of (float, float)
+        ``(lowest wake probability, factor)`` pairs in increasing order: a chip's sigma factor is
+        that of the last pair whose probability it reaches (a faint wake's sigma understates its
+        error more than a clear one's). Empty: ``uncertainty_scale`` for every chip.
     wake_probability_threshold : float
         Below this predicted wake visibility the direction is ambiguous (no usable wake).
     ambiguous_sigma_deg : float
@@ -64,6 +68,7 @@ class PreprocessConfig:
     keypoint_names: tuple[str, ...] = ("hull", "wake_end", "arm_left_end", "arm_right_end")
     coordinates: str = "normalised to the crop: x_norm = 2 * x_px / input_size - 1 (x right, y down, rasterio pixel edges)"
     uncertainty_scale: float = 1.0
+    uncertainty_scale_bins: tuple[tuple[float, float], ...] = ()
     wake_probability_threshold: float = 0.5
     ambiguous_sigma_deg: float = 30.0
     output_stride: int = 32
@@ -80,8 +85,20 @@ class PreprocessConfig:
         for key in ("bands", "keypoint_names"):
             if key in raw:
                 raw[key] = tuple(raw[key])
+        if "uncertainty_scale_bins" in raw:
+            raw["uncertainty_scale_bins"] = tuple((float(lo), float(f)) for lo, f in raw["uncertainty_scale_bins"])
         known = {f for f in cls.__dataclass_fields__}
         return cls(**{k: v for k, v in raw.items() if k in known})
+
+    def uncertainty_factor(self, wake_probability: np.ndarray) -> np.ndarray:
+        """Sigma factor per chip from its wake probability ``(N,)`` (0..1), see ``uncertainty_scale_bins``."""
+        p = np.asarray(wake_probability, dtype=np.float64)
+        if not self.uncertainty_scale_bins:
+            return np.full(p.shape, self.uncertainty_scale)
+        lowest = np.array([lo for lo, _ in self.uncertainty_scale_bins])
+        factors = np.array([f for _, f in self.uncertainty_scale_bins])
+        index = np.clip(np.searchsorted(lowest, p, side="right") - 1, 0, len(factors) - 1)
+        return factors[index]
 
     def replace(self, **changes) -> PreprocessConfig:
         """A copy with some fields changed."""

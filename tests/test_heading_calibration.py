@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from models.calibrate import (
-    calibrate, reported_precision, uncertainty_scale_for_coverage, wake_threshold_for_precision,
+    calibrate, reported_precision, uncertainty_scale_for_coverage, uncertainty_scales_by_wake,
+    wake_threshold_for_precision,
 )
 from models.inference import config_path_for, load_heading_model, predict_keypoints
 from models.metrics import angular_error_deg
@@ -67,6 +68,13 @@ def test_fitted_threshold_gives_the_reported_precision_at_inference():
     correct = chips["visible"][:, 1] & (angular_error_deg(pred.heading_grid_deg, chips["heading_grid_deg"]) <= 10.0)
     assert 100.0 * correct[reported].mean() == pytest.approx(fitted.precision_pct)
     assert fitted.precision_pct >= 95.0 or fitted.wake_probability_threshold == pytest.approx(0.95)
+    # Each reported sigma is the raw one times its wake band's factor.
+    model.config = model.config.replace(uncertainty_scale_bins=fitted.uncertainty_scale_bins)
+    binned = predict_keypoints(model, chips["data"], BAND_NAMES)
+    model.config = model.config.replace(uncertainty_scale=1.0, uncertainty_scale_bins=())
+    raw = predict_keypoints(model, chips["data"], BAND_NAMES)
+    factor = model.config.replace(uncertainty_scale_bins=fitted.uncertainty_scale_bins).uncertainty_factor(raw.visibility[:, 1])
+    np.testing.assert_allclose(binned.uncertainty_deg[reported], (raw.uncertainty_deg * factor)[reported], rtol=1e-6)
 
 
 def test_calibrate_heading_writes_both_fits_into_the_weights_json(tmp_path):
@@ -100,3 +108,33 @@ def test_calibrate_heading_names_a_missing_json(tmp_path):
     result = CliRunner().invoke(app, ["calibrate-heading", str(lone)])
     assert result.exit_code == 2
     assert "lone.pt" in result.stderr and "lone.json" in result.stderr
+
+
+def test_sigma_factor_follows_the_wake_probability_band():
+    from models.preprocess import PreprocessConfig
+
+    config = PreprocessConfig(uncertainty_scale=0.7, uncertainty_scale_bins=((0.0, 2.0), (0.9, 1.1), (0.99, 0.9)))
+    np.testing.assert_allclose(config.uncertainty_factor(np.array([0.5, 0.9, 0.95, 0.99, 1.0])), [2.0, 1.1, 1.1, 0.9, 0.9])
+    np.testing.assert_allclose(PreprocessConfig(uncertainty_scale=0.7).uncertainty_factor(np.array([0.2, 1.0])), [0.7, 0.7])
+
+
+def test_bins_survive_the_json_round_trip(tmp_path):
+    from models.preprocess import PreprocessConfig
+
+    config = PreprocessConfig(uncertainty_scale_bins=((0.0, 2.0), (0.99, 0.9)))
+    config.to_json(tmp_path / "c.json")
+    assert PreprocessConfig.from_json(tmp_path / "c.json") == config
+
+
+def test_scales_by_wake_band_fit_each_band_and_merge_thin_ones():
+    rng = np.random.default_rng(3)
+    p = np.concatenate([rng.uniform(0.5, 0.9, 400), rng.uniform(0.9, 0.99, 400), rng.uniform(0.99, 1.0, 400)])
+    sigma = np.ones(1200)
+    true_factor = np.select([p < 0.9, p < 0.99], [3.0, 1.5], 0.8)
+    error = np.abs(rng.normal(0.0, true_factor))
+    bins = uncertainty_scales_by_wake(error, sigma, p)
+    assert [lo for lo, _ in bins] == [0.0, 0.9, 0.99]
+    for (lo, factor), truth in zip(bins, (3.0, 1.5, 0.8)):
+        assert factor == pytest.approx(truth * 1.96 / 2.0, rel=0.15), lo
+    thin = uncertainty_scales_by_wake(error[:830], sigma[:830], p[:830])  # 30 chips above 0.99: merged
+    assert [lo for lo, _ in thin] == [0.0, 0.9]

@@ -211,7 +211,7 @@ def register(app: typer.Typer) -> None:
         weights: Path = typer.Argument(..., help="Weights file (.pt) with its JSON next to it; the JSON is updated."),
         count: int = typer.Option(4096, "--count", min=64, help="Synthetic calibration chips (training ranges, own seed)."),
     ) -> None:
-        """Refit the sigma scale (±2σ holds 95% of truths) and the wake threshold (95% of reported headings within 10°)."""
+        """Refit the sigma scales (±2σ holds 95% of truths) and the wake threshold (95% of reported headings within 10°)."""
         from models.inference import config_path_for
 
         try:
@@ -233,7 +233,7 @@ def export_and_calibrate(checkpoint: Path, weights_path: Path) -> dict:
 
 
 def calibrate_weights(weights_path: Path, count: int = 4096) -> dict:
-    """Fit the sigma scale and the wake-probability threshold of exported weights on ``count`` chips; write them to their JSON."""
+    """Fit the sigma scales and the wake-probability threshold of exported weights on ``count`` chips; write them to their JSON."""
     from models.calibrate import CALIBRATION_SEED, calibrate
     from models.inference import config_path_for, file_sha256, load_heading_model
     from models.preprocess import PreprocessConfig
@@ -244,10 +244,12 @@ def calibrate_weights(weights_path: Path, count: int = 4096) -> dict:
     extra = {**config.extra, "calibration": {
         "set": f"{fitted.count} synthetic chips, TRAIN_RANGES, seed {CALIBRATION_SEED}",
         "uncertainty_scale": "95% of the truths with a wake within ±2 sigma",
+        "uncertainty_scale_bins": "the same per band of wake probability, on the chips that get a heading",
         "wake_probability_threshold": f"lowest at which {fitted.precision_pct:.1f}% (≥ 95%) of reported headings are within 10°",
     }}
-    config = config.replace(uncertainty_scale=round(fitted.uncertainty_scale, 4),
+    bins = tuple((lo, round(factor, 4)) for lo, factor in fitted.uncertainty_scale_bins)
+    config = config.replace(uncertainty_scale=round(fitted.uncertainty_scale, 4), uncertainty_scale_bins=bins,
                             wake_probability_threshold=fitted.wake_probability_threshold, extra=extra)
     config.to_json(json_path)
     return {"path": str(weights_path), "sha256": file_sha256(weights_path), "uncertainty_scale": fitted.uncertainty_scale,
-            "wake_probability_threshold": fitted.wake_probability_threshold, "precision_pct": fitted.precision_pct}
+            "uncertainty_scale_bins": bins, "wake_probability_threshold": fitted.wake_probability_threshold, "precision_pct": fitted.precision_pct}
