@@ -19,7 +19,7 @@ from PIL import Image
 
 from vesselwatch.errors import InputError, ProductError
 
-__all__ = ["ShipWakesSample", "load_shipwakes", "tooltips_to_keypoints"]
+__all__ = ["ShipWakesSample", "hull_centred_chips", "keypoint_heading_deg", "load_shipwakes", "tooltips_to_keypoints"]
 
 PNG_BAND_NAMES: tuple[str, ...] = ("B04", "B03", "B02")
 
@@ -98,3 +98,51 @@ def load_shipwakes(root: str | Path) -> list[ShipWakesSample]:
             raise ProductError(png, f"cannot decode PNG ({exc})") from exc
         samples.append(ShipWakesSample(json_path.stem, np.ascontiguousarray(rgb.transpose(2, 0, 1)), keypoints))
     return samples
+
+
+def keypoint_heading_deg(keypoints: np.ndarray) -> np.ndarray:
+    """Grid heading, degrees clockwise from the image's up, from ``(..., 4, 2)`` pixel keypoints.
+
+    The direction of travel is from the wake end (index 1) to the hull (index 0); pixel ``y``
+    grows downward. NaN where either point is missing.
+    """
+    keypoints = np.asarray(keypoints, dtype=np.float64)
+    dx = keypoints[..., 0, 0] - keypoints[..., 1, 0]
+    dy = keypoints[..., 0, 1] - keypoints[..., 1, 1]
+    return np.mod(np.degrees(np.arctan2(dx, -dy)), 360.0)
+
+
+def hull_centred_chips(samples: list[ShipWakesSample], size: int = 128) -> dict[str, np.ndarray]:
+    """Cut a ``size`` px chip centred on each sample's hull, as the pipeline cuts one around a detection.
+
+    Images smaller than the chip, or hulls near an edge, are reflect-padded. Every sample must have
+    the same band names (ShipWakes PNGs all read as ``B04 B03 B02``).
+
+    Returns
+    -------
+    dict
+        ``data`` ``(N, bands, size, size)`` float32 0..1, ``keypoints`` ``(N, 4, 2)`` chip pixels
+        (NaN where not annotated), ``heading_grid_deg`` ``(N,)`` (wake end → hull, clockwise from
+        the image's up), ``names`` ``(N,)`` and ``band_names`` (tuple).
+    """
+    if not samples:
+        raise InputError("samples: no ShipWakes images to cut chips from")
+    band_names = samples[0].band_names
+    data = np.empty((len(samples), len(band_names), size, size), dtype=np.float32)
+    keypoints = np.empty((len(samples), 4, 2))
+    for i, sample in enumerate(samples):
+        if sample.band_names != band_names:
+            raise InputError(f"{sample.name}: bands {sample.band_names} differ from {band_names}")
+        col0 = int(np.floor(sample.keypoints[0, 0])) - size // 2
+        row0 = int(np.floor(sample.keypoints[0, 1])) - size // 2
+        _, height, width = sample.data.shape
+        pad = ((0, 0), (max(0, -row0), max(0, row0 + size - height)), (max(0, -col0), max(0, col0 + size - width)))
+        fits = max(pad[1]) < height and max(pad[2]) < width  # reflect needs padding shorter than the image
+        padded = np.pad(sample.data, pad, mode="reflect" if fits else "edge")
+        r, c = row0 + pad[1][0], col0 + pad[2][0]
+        data[i] = padded[:, r : r + size, c : c + size]
+        keypoints[i] = sample.keypoints - np.array([col0, row0])
+    return {
+        "data": data, "keypoints": keypoints, "heading_grid_deg": keypoint_heading_deg(keypoints),
+        "names": np.array([s.name for s in samples]), "band_names": band_names,
+    }

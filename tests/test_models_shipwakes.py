@@ -45,3 +45,18 @@ def test_malformed_annotations_name_the_file(tmp_path):
         load_shipwakes(tmp_path)
     with pytest.raises(ProductError):
         load_shipwakes(tmp_path / "missing")
+
+
+def test_hull_centred_chips_put_the_hull_in_the_middle_and_keep_the_heading(tmp_path):
+    from models.shipwakes import hull_centred_chips
+
+    _write(tmp_path, "north", [{"x": 20, "y": 10}, {"x": 20, "y": 25}], size=(40, 30))  # smaller than the chip
+    _write(tmp_path, "east", [{"x": 150, "y": 60}, {"x": 100, "y": 60}], size=(200, 120))
+    chips = hull_centred_chips(load_shipwakes(tmp_path), size=64)
+    assert chips["data"].shape == (2, 3, 64, 64) and chips["band_names"] == ("B04", "B03", "B02")
+    assert chips["names"].tolist() == ["east", "north"]
+    np.testing.assert_allclose(chips["keypoints"][:, 0], [[32, 32], [32, 32]])
+    np.testing.assert_allclose(chips["heading_grid_deg"], [90.0, 0.0])
+    np.testing.assert_allclose(chips["keypoints"][0, 1], [-18, 32])  # wake end beyond the chip edge: kept as is
+    with pytest.raises(InputError, match="no ShipWakes images"):
+        hull_centred_chips([], size=64)
