@@ -7,8 +7,8 @@ a check batch; otherwise inference stays in eager PyTorch under ``torch.inferenc
 
 Heading = grid bearing from the predicted wake end to the predicted hull (the direction of
 travel). Its sigma comes from the network's von Mises concentration, scaled by the calibration
-factor stored with the weights for the chip's wake probability; test-time dihedral augmentation (``tta=True``) adds the spread of
-the 8 symmetric predictions. A chip whose wake is not found (wake probability below the threshold)
+factor stored with the weights for the chip's wake probability; test-time dihedral augmentation
+(``tta=True``) adds the spread of the 8 symmetric predictions. A chip whose wake is not found (wake probability below the threshold)
 gets NaN heading and ``ambiguous=True``: without a wake the bow/stern direction is a coin toss.
 """
 
