@@ -68,14 +68,14 @@ def moment_baseline_deg(data: np.ndarray) -> np.ndarray:
 
 
 def table(rows: list[tuple[str, str, dict]]) -> str:
-    header = f"{'method':<28} {'subset':<19} {'n':>6} {'median°':>8} {'mean°':>8} {'≤10°%':>7} {'flip%':>6} {'±2σ%':>6} {'ambig%':>7}"
+    header = f"{'method':<38} {'subset':<19} {'n':>6} {'median°':>8} {'mean°':>8} {'≤10°%':>7} {'flip%':>6} {'±2σ%':>6} {'ambig%':>7}"
     lines = [header, "-" * len(header)]
     for method, subset, m in rows:
         def f(key, fmt="{:.1f}"):
             v = m.get(key, float("nan"))
             return "—" if v is None or not np.isfinite(v) else fmt.format(v)
         lines.append(
-            f"{method:<28} {subset:<19} {int(m['count']):>6} {f('median_deg', '{:.2f}'):>8} {f('mean_deg', '{:.2f}'):>8} "
+            f"{method:<38} {subset:<19} {int(m['count']):>6} {f('median_deg', '{:.2f}'):>8} {f('mean_deg', '{:.2f}'):>8} "
             f"{f('within_10_pct'):>7} {f('flip_pct'):>6} {f('within_2sigma_pct'):>6} {f('ambiguous_pct'):>7}"
         )
     return "\n".join(lines)
@@ -118,7 +118,12 @@ def main(argv: list[str] | None = None) -> None:
     prepared = time.perf_counter() - started
     model = load_heading_model(args.weights)
     rows = []
-    variants = [(f"vesselwatch B0 ({model.backend})", False)] + ([] if args.no_tta else [("vesselwatch B0 + TTA x8", True)])
+    limit = model.config.tta_above_sigma_deg
+    variants = [(f"vesselwatch B0 ({model.backend})", None)]
+    if limit is not None:
+        variants = [(f"vesselwatch B0 ({model.backend}), TTA σ>{limit:g}°", None), ("vesselwatch B0, no TTA", False)]
+    if not args.no_tta:
+        variants.append(("vesselwatch B0 + TTA x8", True))
     for name, tta in variants:
         pred = predict_keypoints(model, chips["data"], band_names, tta=tta)
         errors = angular_error_deg(pred.heading_grid_deg, chips["heading_grid_deg"])

@@ -173,6 +173,23 @@ def _circular_mean_and_spread_deg(angles_deg: np.ndarray, axis: int = 0) -> tupl
     return np.mod(np.degrees(np.arctan2(s, c)), 360.0), np.degrees(np.sqrt(-2.0 * np.log(r)))
 
 
+def _dihedral_heading_deg(
+    model: HeadingModel, inputs: np.ndarray, heading: np.ndarray, batch_size: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Circular mean and spread (degrees) of ``heading`` and the 7 other dihedral predictions of ``inputs``."""
+    headings = [heading]
+    for k in range(1, 8):
+        quarter, mirror = k % 4, k >= 4
+        x = np.rot90(inputs, k=-quarter, axes=(-2, -1))
+        if mirror:
+            x = x[..., ::-1]
+        h = _outputs_to_prediction(_run_batched(model, x, batch_size), model.config, (0, 0))["heading"]
+        # Undo the symmetry on the heading: mirror first, then the quarter turns.
+        h = -h if mirror else h
+        headings.append(np.mod(h - 90.0 * quarter, 360.0))
+    return _circular_mean_and_spread_deg(np.stack(headings))
+
+
 def _run_batched(model: HeadingModel, inputs: np.ndarray, batch_size: int) -> dict[str, np.ndarray]:
     parts: dict[str, list[np.ndarray]] = {}
     for start in range(0, len(inputs), batch_size):
@@ -187,7 +204,7 @@ def predict_keypoints(
     band_names: Sequence[str],
     *,
     batch_size: int = 256,
-    tta: bool = False,
+    tta: bool | None = None,
 ) -> KeypointPrediction:
     """Predict keypoints and heading for chips ``(N, bands, H, W)`` of reflectance (0..1).
 
@@ -204,8 +221,10 @@ def predict_keypoints(
         Name of each band plane.
     batch_size : int
         Chips per forward pass.
-    tta : bool
-        Also run the 8 dihedral symmetries and fold their spread into the uncertainty (8x cost).
+    tta : bool or None
+        Also run the 8 dihedral symmetries, average their headings and fold their spread into the
+        uncertainty: ``True`` for every chip (8x cost), ``False`` for none, ``None`` (default) for
+        the chips whose sigma exceeds ``config.tta_above_sigma_deg`` (none when that is unset).
     """
     data = np.asarray(data, dtype=np.float32)
     if data.ndim == 3:
@@ -220,20 +239,16 @@ def predict_keypoints(
     pred = _outputs_to_prediction(_run_batched(model, inputs, batch_size), config, offset)
     wake_probability = pred["visibility"][:, 1]
     heading, sigma = pred["heading"], pred["sigma"] * config.uncertainty_factor(wake_probability)
-    if tta:
-        headings = [heading]
-        for k in range(1, 8):
-            quarter, mirror = k % 4, k >= 4
-            x = np.rot90(inputs, k=-quarter, axes=(-2, -1))
-            if mirror:
-                x = x[..., ::-1]
-            h = _outputs_to_prediction(_run_batched(model, x, batch_size), config, (0, 0))["heading"]
-            # Undo the symmetry on the heading: mirror first, then the quarter turns.
-            h = -h if mirror else h
-            headings.append(np.mod(h - 90.0 * quarter, 360.0))
-        heading, spread = _circular_mean_and_spread_deg(np.stack(headings))
-        sigma = np.hypot(sigma, spread)
     no_wake = wake_probability < config.wake_probability_threshold
+    if tta is None:
+        limit = config.tta_above_sigma_deg
+        selected = ~no_wake & ~(sigma <= limit) if limit is not None else np.zeros(len(sigma), dtype=bool)
+    else:
+        selected = np.full(len(sigma), bool(tta))
+    if selected.any():
+        heading, sigma = heading.copy(), sigma.copy()
+        heading[selected], spread = _dihedral_heading_deg(model, inputs[selected], heading[selected], batch_size)
+        sigma[selected] = np.hypot(sigma[selected], spread)
     keypoints = pred["keypoints"].copy()
     absent = pred["visibility"] < 0.5
     absent[:, 0] = False

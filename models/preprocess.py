@@ -52,6 +52,9 @@ class PreprocessConfig:
         error more than a clear one's). Empty: ``uncertainty_scale`` for every chip.
     wake_probability_threshold : float
         Below this predicted wake visibility the direction is ambiguous (no usable wake).
+    tta_above_sigma_deg : float or None
+        By default, chips whose calibrated sigma exceeds this many degrees also run the 8 dihedral
+        symmetries (test-time augmentation); ``None``: no chip does unless asked.
     ambiguous_sigma_deg : float
         Calibrated sigma above which the heading is flagged ambiguous even with a wake.
     output_stride : int
@@ -70,6 +73,7 @@ class PreprocessConfig:
     uncertainty_scale: float = 1.0
     uncertainty_scale_bins: tuple[tuple[float, float], ...] = ()
     wake_probability_threshold: float = 0.5
+    tta_above_sigma_deg: float | None = None
     ambiguous_sigma_deg: float = 30.0
     output_stride: int = 32
     extra: dict = field(default_factory=dict)

@@ -112,7 +112,9 @@ def _keypoints_lonlat(chips: Sequence[Any], keypoints_px: np.ndarray) -> tuple[n
     return lon, lat
 
 
-def estimate_headings(chips: Sequence[Any], model: HeadingModel, *, batch_size: int = 256, tta: bool = False) -> HeadingResults:
+def estimate_headings(
+    chips: Sequence[Any], model: HeadingModel, *, batch_size: int = 256, tta: bool | None = None,
+) -> HeadingResults:
     """True headings, uncertainty, ambiguity and georeferenced keypoints for chips.
 
     Parameters
@@ -124,8 +126,10 @@ def estimate_headings(chips: Sequence[Any], model: HeadingModel, *, batch_size: 
         From :func:`load_heading_model`.
     batch_size : int
         Chips per forward pass.
-    tta : bool
-        Fold the spread of the 8 dihedral symmetries into the uncertainty (8x cost).
+    tta : bool or None
+        Average the 8 dihedral symmetries and fold their spread into the uncertainty: ``True``
+        for every chip (8x cost), ``False`` for none, ``None`` for the uncertain chips the weights'
+        JSON names (``tta_above_sigma_deg``), see :func:`models.inference.predict_keypoints`.
     """
     n = len(chips)
     if n == 0:

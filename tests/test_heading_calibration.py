@@ -62,7 +62,7 @@ def test_fitted_threshold_gives_the_reported_precision_at_inference():
     assert 0.5 <= fitted.wake_probability_threshold <= 0.95
     chips = draw_chips(2024, 160, size=128)
     model.config = model.config.replace(wake_probability_threshold=fitted.wake_probability_threshold)
-    pred = predict_keypoints(model, chips["data"], BAND_NAMES)
+    pred = predict_keypoints(model, chips["data"], BAND_NAMES, tta=False)  # as calibrated
     reported = np.isfinite(pred.heading_grid_deg)
     assert np.all(pred.ambiguous[~reported]) and np.all(pred.visibility[~reported, 1] < fitted.wake_probability_threshold)
     correct = chips["visible"][:, 1] & (angular_error_deg(pred.heading_grid_deg, chips["heading_grid_deg"]) <= 10.0)
@@ -70,9 +70,9 @@ def test_fitted_threshold_gives_the_reported_precision_at_inference():
     assert fitted.precision_pct >= 95.0 or fitted.wake_probability_threshold == pytest.approx(0.95)
     # Each reported sigma is the raw one times its wake band's factor.
     model.config = model.config.replace(uncertainty_scale_bins=fitted.uncertainty_scale_bins)
-    binned = predict_keypoints(model, chips["data"], BAND_NAMES)
+    binned = predict_keypoints(model, chips["data"], BAND_NAMES, tta=False)
     model.config = model.config.replace(uncertainty_scale=1.0, uncertainty_scale_bins=())
-    raw = predict_keypoints(model, chips["data"], BAND_NAMES)
+    raw = predict_keypoints(model, chips["data"], BAND_NAMES, tta=False)
     factor = model.config.replace(uncertainty_scale_bins=fitted.uncertainty_scale_bins).uncertainty_factor(raw.visibility[:, 1])
     np.testing.assert_allclose(binned.uncertainty_deg[reported], (raw.uncertainty_deg * factor)[reported], rtol=1e-6)
 

@@ -76,6 +76,26 @@ def test_no_wake_chips_are_flagged_ambiguous(model):
     assert np.all(np.isnan(pred.heading_grid_deg[pred.ambiguous & (pred.visibility[:, 1] < 0.5)]))
 
 
+def test_by_default_only_uncertain_chips_run_the_dihedral_symmetries(model):
+    chips = draw_chips(515, 48, size=128)
+    plain = predict_keypoints(model, chips["data"], BAND_NAMES, tta=False)
+    full = predict_keypoints(model, chips["data"], BAND_NAMES, tta=True)
+    limit, previous = 3.0, model.config
+    try:
+        model.config = previous.replace(tta_above_sigma_deg=None)  # unset: no augmentation by default
+        unset = predict_keypoints(model, chips["data"], BAND_NAMES)
+        model.config = previous.replace(tta_above_sigma_deg=limit)
+        auto = predict_keypoints(model, chips["data"], BAND_NAMES)
+    finally:
+        model.config = previous
+    np.testing.assert_array_equal(unset.heading_grid_deg, plain.heading_grid_deg)
+    uncertain = np.isfinite(plain.uncertainty_deg) & (plain.uncertainty_deg > limit)
+    assert 0 < uncertain.sum() < len(chips["data"]) - 5  # the set holds both kinds
+    np.testing.assert_allclose(auto.heading_grid_deg[uncertain], full.heading_grid_deg[uncertain], atol=1e-6)
+    np.testing.assert_allclose(auto.uncertainty_deg[uncertain], full.uncertainty_deg[uncertain], atol=1e-6)
+    np.testing.assert_array_equal(auto.heading_grid_deg[~uncertain], plain.heading_grid_deg[~uncertain])
+
+
 def test_true_heading_adds_grid_north():
     np.testing.assert_allclose(true_heading_deg([0.0, 350.0, np.nan], [2.5, 20.0, 1.0]), [2.5, 10.0, np.nan])
 
