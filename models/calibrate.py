@@ -1,17 +1,17 @@
 """Calibration of the heading uncertainty and of the wake threshold, and evaluation on synthetic sets.
 
-The network's von Mises sigma is only a relative confidence. :func:`fit_uncertainty_scale` finds
-the factor ``s`` such that the truth lies within ``±2 s sigma`` for a chosen share (default 95%) of a
+The network's von Mises sigma is only a relative confidence. :func:`calibrate` finds the factor
+``s`` (:func:`uncertainty_scale_for_coverage`) such that the truth lies within ``±2 s sigma`` for a chosen share (default 95%) of a
 calibration set drawn with the *training* ranges and a seed used nowhere else; the held-out test
 set (other seeds, other ranges) then measures whether the ≥ 90% coverage target really holds.
 
 A faint wake's sigma understates its error more than a clear one's, so the factor is fitted per
 band of wake probability (:func:`uncertainty_scales_by_wake`, bands from 0.9 and 0.99 up).
 
-The wake probability is only a score too. :func:`fit_wake_probability_threshold` picks the lowest
-threshold at which the headings the model still reports on the calibration set (chips with and
-without a wake) are within 10° of the truth for a chosen share (default 95%): below it, a chip gets
-no heading and ``ambiguous=True``. :func:`calibrate` fits both on one draw.
+The wake probability is only a score too. :func:`calibrate` also picks the lowest threshold at
+which the headings the model still reports on the calibration set (chips with and without a wake)
+are within 10° of the truth for a chosen share (default 95%; :func:`wake_threshold_for_precision`):
+below it, a chip gets no heading and ``ambiguous=True``.
 """
 
 from __future__ import annotations
@@ -26,8 +26,7 @@ from models.metrics import angular_error_deg, summarize_errors
 from models.wake_chips import BAND_NAMES, TRAIN_RANGES, ChipRanges, draw_chips
 
 __all__ = [
-    "CALIBRATION_SEED", "HELDOUT_SEED", "Calibration", "calibrate", "evaluate_synthetic",
-    "fit_uncertainty_scale", "fit_wake_probability_threshold", "reported_precision",
+    "CALIBRATION_SEED", "HELDOUT_SEED", "Calibration", "calibrate", "evaluate_synthetic", "reported_precision",
     "uncertainty_scale_for_coverage", "uncertainty_scales_by_wake", "wake_threshold_for_precision",
 ]
 
@@ -73,21 +72,6 @@ class Calibration:
     wake_probability_threshold: float
     precision_pct: float
     count: int
-
-
-def _calibration_set(
-    model: HeadingModel, *, count: int, seed: int, ranges: ChipRanges, chip_size: int, tta: bool,
-) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-    """Draw a calibration set and predict it raw: sigma unscaled, no wake threshold."""
-    previous = model.config
-    model.config = previous.replace(uncertainty_scale=1.0, uncertainty_scale_bins=(), wake_probability_threshold=0.0)
-    try:
-        chips = draw_chips(seed, count, ranges, chip_size)
-        out = _predict_set(model, chips, tta)
-    finally:
-        model.config = previous
-    out["error"] = angular_error_deg(out["heading"], chips["heading_grid_deg"])
-    return chips, out
 
 
 def uncertainty_scale_for_coverage(error_deg: np.ndarray, sigma_deg: np.ndarray, coverage: float = 0.95) -> float:
@@ -187,52 +171,34 @@ def wake_threshold_for_precision(
     return float(grid[index]), float(reached[index])
 
 
-def fit_uncertainty_scale(
-    model: HeadingModel, *, count: int = 4096, seed: int = CALIBRATION_SEED, coverage: float = 0.95,
-    ranges: ChipRanges = TRAIN_RANGES, chip_size: int = 128, tta: bool = False,
-) -> float:
-    """Factor for the model's sigma so that ``|error| <= 2 * factor * sigma`` on ``coverage`` of chips with wakes.
-
-    The 95% quantile of a heavy-tailed error ratio needs many chips: fitted on the first 1,024
-    chips (about 870 with wakes) the factor of two trained models differed by 4% and 9% from the
-    one fitted on 4,096, hence the default.
-    """
-    chips, out = _calibration_set(model, count=count, seed=seed, ranges=ranges, chip_size=chip_size, tta=tta)
-    wake = chips["visible"][:, 1]
-    return uncertainty_scale_for_coverage(out["error"][wake], out["sigma"][wake], coverage)
-
-
-def fit_wake_probability_threshold(
-    model: HeadingModel, *, count: int = 4096, seed: int = CALIBRATION_SEED, precision: float = 0.95,
-    ranges: ChipRanges = TRAIN_RANGES, chip_size: int = 128, tta: bool = False,
-) -> tuple[float, float]:
-    """Wake-probability threshold at which ``precision`` of the reported headings are within 10°.
-
-    Every chip of the calibration set counts: one with a wake is correct when its heading is within
-    10° of the truth; one without a wake that still gets a heading is wrong (its bow and stern cannot
-    be told apart). Returns the threshold and the precision reached (0..1).
-    """
-    chips, out = _calibration_set(model, count=count, seed=seed, ranges=ranges, chip_size=chip_size, tta=tta)
-    correct = chips["visible"][:, 1] & (out["error"] <= 10.0)
-    return wake_threshold_for_precision(out["wake_probability"], correct, precision)
-
-
 def calibrate(
     model: HeadingModel, *, count: int = 4096, seed: int = CALIBRATION_SEED, coverage: float = 0.95,
     precision: float = 0.95, ranges: ChipRanges = TRAIN_RANGES, chip_size: int = 128,
 ) -> Calibration:
     """Fit the sigma scales and the wake threshold on one calibration set (training ranges, own seed).
 
-    Same as :func:`fit_uncertainty_scale` and :func:`fit_wake_probability_threshold` with the same
-    arguments, for the cost of one draw, plus the per-band factors of :func:`uncertainty_scales_by_wake`
-    fitted on the chips with a wake that clear the threshold (those that get a heading).
+    The chips are predicted raw (sigma unscaled, no threshold, no test-time augmentation). The
+    overall factor covers ``coverage`` of the chips with a wake; the threshold is the lowest at which
+    ``precision`` of the reported headings are within 10° (a chip without a wake that still gets a
+    heading counts as wrong: its bow and stern cannot be told apart); the per-band factors of
+    :func:`uncertainty_scales_by_wake` are fitted on the chips with a wake that clear the threshold
+    (those that get a heading). The 95% quantile of a heavy-tailed error ratio needs many chips:
+    fitted on 1,024 chips the overall factor of two trained models differed by 4% and 9% from the
+    one fitted on 4,096, hence the default.
     """
-    chips, out = _calibration_set(model, count=count, seed=seed, ranges=ranges, chip_size=chip_size, tta=False)
+    previous = model.config
+    model.config = previous.replace(uncertainty_scale=1.0, uncertainty_scale_bins=(), wake_probability_threshold=0.0)
+    try:
+        chips = draw_chips(seed, count, ranges, chip_size)
+        out = _predict_set(model, chips, tta=False)
+    finally:
+        model.config = previous
+    error = angular_error_deg(out["heading"], chips["heading_grid_deg"])
     wake = chips["visible"][:, 1]
-    scale = uncertainty_scale_for_coverage(out["error"][wake], out["sigma"][wake], coverage)
-    threshold, reached = wake_threshold_for_precision(out["wake_probability"], wake & (out["error"] <= 10.0), precision)
+    scale = uncertainty_scale_for_coverage(error[wake], out["sigma"][wake], coverage)
+    threshold, reached = wake_threshold_for_precision(out["wake_probability"], wake & (error <= 10.0), precision)
     reported = wake & (out["wake_probability"] >= threshold)
-    bins = uncertainty_scales_by_wake(out["error"][reported], out["sigma"][reported], out["wake_probability"][reported],
+    bins = uncertainty_scales_by_wake(error[reported], out["sigma"][reported], out["wake_probability"][reported],
                                       coverage=coverage)
     return Calibration(scale, bins, threshold, 100.0 * reached, count)
 

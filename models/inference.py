@@ -7,9 +7,12 @@ a check batch; otherwise inference stays in eager PyTorch under ``torch.inferenc
 
 Heading = grid bearing from the predicted wake end to the predicted hull (the direction of
 travel). Its sigma comes from the network's von Mises concentration, scaled by the calibration
-factor stored with the weights for the chip's wake probability; test-time dihedral augmentation
-(``tta=True``) adds the spread of the 8 symmetric predictions. A chip whose wake is not found (wake probability below the threshold)
-gets NaN heading and ``ambiguous=True``: without a wake the bow/stern direction is a coin toss.
+factor stored with the weights for the chip's wake probability. Test-time dihedral augmentation
+averages the 8 symmetric predictions and adds their spread to sigma: by default only for the chips
+whose sigma exceeds ``tta_above_sigma_deg`` (also stored with the weights), or for all or none with
+``tta=True``/``False``. A chip whose wake is not found (wake probability below the fitted
+threshold) gets NaN heading and ``ambiguous=True``: without a wake the bow/stern direction is a
+coin toss.
 """
 
 from __future__ import annotations

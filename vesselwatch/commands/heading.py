@@ -211,8 +211,8 @@ def register(app: typer.Typer) -> None:
     def calibrate_heading(
         weights: Path = typer.Argument(..., help="Weights file (.pt) with its JSON next to it; the JSON is updated."),
         count: int = typer.Option(4096, "--count", min=64, help="Synthetic calibration chips (training ranges, own seed)."),
-        tta_above: Optional[float] = typer.Option(3.0, "--tta-above-sigma", min=0.0, help="Written as tta_above_sigma_deg: "
-                                                  "chips with a wider sigma (degrees) also run the 8 dihedral symmetries."),
+        tta_above: float = typer.Option(3.0, "--tta-above-sigma", min=0.0, help="Written as tta_above_sigma_deg: chips with "
+                                        "a wider sigma (degrees) also run the 8 dihedral symmetries (360: none do)."),
     ) -> None:
         """Refit the sigma scales (±2σ holds 95% of truths) and the wake threshold (95% of reported headings within 10°)."""
         from models.inference import config_path_for
@@ -260,5 +260,8 @@ def calibrate_weights(weights_path: Path, count: int = 4096, tta_above_sigma_deg
                             wake_probability_threshold=fitted.wake_probability_threshold,
                             tta_above_sigma_deg=tta_above_sigma_deg, extra=extra)
     config.to_json(json_path)
-    return {"path": str(weights_path), "sha256": file_sha256(weights_path), "uncertainty_scale": fitted.uncertainty_scale,
-            "uncertainty_scale_bins": bins, "tta_above_sigma_deg": tta_above_sigma_deg, "wake_probability_threshold": fitted.wake_probability_threshold, "precision_pct": fitted.precision_pct}
+    return {
+        "path": str(weights_path), "sha256": file_sha256(weights_path), "uncertainty_scale": fitted.uncertainty_scale,
+        "uncertainty_scale_bins": bins, "tta_above_sigma_deg": tta_above_sigma_deg,
+        "wake_probability_threshold": fitted.wake_probability_threshold, "precision_pct": fitted.precision_pct,
+    }
