@@ -19,7 +19,7 @@ from PIL import Image
 
 from vesselwatch.errors import InputError, ProductError
 
-__all__ = ["ShipWakesSample", "hull_centred_chips", "keypoint_heading_deg", "load_shipwakes", "tooltips_to_keypoints"]
+__all__ = ["ShipWakesSample", "crop_window", "hull_centred_chips", "keypoint_heading_deg", "load_shipwakes", "tooltips_to_keypoints"]
 
 PNG_BAND_NAMES: tuple[str, ...] = ("B04", "B03", "B02")
 
@@ -100,6 +100,15 @@ def load_shipwakes(root: str | Path) -> list[ShipWakesSample]:
     return samples
 
 
+def crop_window(data: np.ndarray, col0: int, row0: int, size: int) -> np.ndarray:
+    """The ``(bands, size, size)`` window of ``data (bands, H, W)`` whose top-left pixel is ``(col0, row0)``.
+
+    Parts beyond the image (up to ``size`` pixels) are filled by reflection.
+    """
+    padded = np.pad(data, ((0, 0), (size, size), (size, size)), mode="reflect")
+    return padded[:, row0 + size : row0 + 2 * size, col0 + size : col0 + 2 * size]
+
+
 def keypoint_heading_deg(keypoints: np.ndarray) -> np.ndarray:
     """Grid heading, degrees clockwise from the image's up, from ``(..., 4, 2)`` pixel keypoints.
 
@@ -115,7 +124,8 @@ def keypoint_heading_deg(keypoints: np.ndarray) -> np.ndarray:
 def hull_centred_chips(samples: list[ShipWakesSample], size: int = 128) -> dict[str, np.ndarray]:
     """Cut a ``size`` px chip centred on each sample's hull, as the pipeline cuts one around a detection.
 
-    Images smaller than the chip, or hulls near an edge, are reflect-padded. Every sample must have
+    Images smaller than the chip, or hulls near an edge, are reflect-padded (:func:`crop_window`,
+    as ``train-heading --shipwakes`` crops them). Every sample must have
     the same band names (ShipWakes PNGs all read as ``B04 B03 B02``).
 
     Returns
@@ -135,12 +145,7 @@ def hull_centred_chips(samples: list[ShipWakesSample], size: int = 128) -> dict[
             raise InputError(f"{sample.name}: bands {sample.band_names} differ from {band_names}")
         col0 = int(np.floor(sample.keypoints[0, 0])) - size // 2
         row0 = int(np.floor(sample.keypoints[0, 1])) - size // 2
-        _, height, width = sample.data.shape
-        pad = ((0, 0), (max(0, -row0), max(0, row0 + size - height)), (max(0, -col0), max(0, col0 + size - width)))
-        fits = max(pad[1]) < height and max(pad[2]) < width  # reflect needs padding shorter than the image
-        padded = np.pad(sample.data, pad, mode="reflect" if fits else "edge")
-        r, c = row0 + pad[1][0], col0 + pad[2][0]
-        data[i] = padded[:, r : r + size, c : c + size]
+        data[i] = crop_window(sample.data, col0, row0, size)
         keypoints[i] = sample.keypoints - np.array([col0, row0])
     return {
         "data": data, "keypoints": keypoints, "heading_grid_deg": keypoint_heading_deg(keypoints),

@@ -113,6 +113,7 @@ def shipwakes_arrays(root: Path, preprocess: PreprocessConfig) -> tuple[np.ndarr
 
 def shipwakes_batch(samples: list, count: int, rng: np.random.Generator, preprocess: PreprocessConfig):
     """Random crops around the annotated hull of ShipWakes images, with dihedral augmentation."""
+    from models.shipwakes import crop_window
     from models.wake_chips import clip_keypoints_to_chip
 
     size = preprocess.input_size
@@ -123,8 +124,7 @@ def shipwakes_batch(samples: list, count: int, rng: np.random.Generator, preproc
         jitter = rng.uniform(-3, 3, size=2)
         col0 = int(round(hull[0] + jitter[0] - size / 2))
         row0 = int(round(hull[1] + jitter[1] - size / 2))
-        padded = np.pad(sample.data, ((0, 0), (size, size), (size, size)), mode="reflect")
-        crop = padded[:, row0 + size : row0 + 2 * size, col0 + size : col0 + 2 * size]
+        crop = crop_window(sample.data, col0, row0, size)
         kp = clip_keypoints_to_chip(sample.keypoints - np.array([col0, row0]), size)
         kp[~sample.visible] = np.nan
         crop, kp = dihedral_transform(crop, kp, int(rng.integers(0, 8)))
