@@ -27,7 +27,7 @@ from models.network import adapt_state_dict, create_model, heading_from_keypoint
 from models.preprocess import PreprocessConfig, prepare_batch
 from models.wake_chips import BAND_NAMES, FAINT_RANGES, TRAIN_RANGES, ChipRanges, dihedral_transform, draw_chips
 
-__all__ = ["TrainConfig", "train", "evaluate_arrays", "export_weights", "predict_raw"]
+__all__ = ["TrainConfig", "train", "evaluate_arrays", "export_weights", "predict_raw", "weights_record"]
 
 logger = logging.getLogger(__name__)
 
@@ -322,7 +322,7 @@ def train(config: TrainConfig, *, resume: bool = True) -> list[dict]:
     return history
 
 
-def _weights_record(weights_path: Path) -> dict:
+def weights_record(weights_path: Path) -> dict:
     """What a fine-tuning run started from: the file, its SHA-256 and that file's own training record."""
     from models.inference import config_path_for, file_sha256
 
@@ -333,6 +333,15 @@ def _weights_record(weights_path: Path) -> dict:
     if json_path.exists():
         record["training"] = PreprocessConfig.from_json(json_path).extra.get("training")
     return record
+
+
+def _ranges_changes(saved: dict | None, reference: ChipRanges) -> str:
+    """`` with noise_sigma=(0.002, 0.004)``: the fields of saved ranges that differ from ``reference`` ('' when none)."""
+    if not saved:
+        return ""
+    changed = [f"{key}={tuple(value) if isinstance(value, list) else value}" for key, value in saved.items()
+               if key in reference.__dataclass_fields__ and tuple(np.atleast_1d(value)) != tuple(np.atleast_1d(getattr(reference, key)))]
+    return f" with {', '.join(changed)}" if changed else ""
 
 
 def export_weights(checkpoint: Path, weights_path: Path, preprocess: PreprocessConfig | None = None) -> Path:
@@ -348,7 +357,8 @@ def export_weights(checkpoint: Path, weights_path: Path, preprocess: PreprocessC
     cfg = state.get("config", {})
     training = {
         "data": "synthetic wake chips (models.wake_chips.TRAIN_RANGES)"
-        + (f", {cfg['faint_fraction']:.0%} of each batch from FAINT_RANGES (small, slow vessels)" if cfg.get("faint_fraction") else "")
+        + (f", {cfg['faint_fraction']:.0%} of each batch from FAINT_RANGES (small, slow vessels)"
+           + _ranges_changes(cfg.get("faint_ranges"), FAINT_RANGES) if cfg.get("faint_fraction") else "")
         + (f" + ShipWakes {cfg.get('shipwakes_dir')}" if cfg.get("shipwakes_dir") else ""),
         **{key: cfg.get(key) for key in ("seed", "epochs", "steps_per_epoch", "batch_size", "lr", "weight_decay", "ema_decay",
                                          "faint_fraction")},
@@ -356,7 +366,7 @@ def export_weights(checkpoint: Path, weights_path: Path, preprocess: PreprocessC
         "final_validation": {k: round(v, 4) if isinstance(v, float) else v for k, v in history[-1].items()} if history else None,
     }
     if cfg.get("init_weights"):
-        training["started_from"] = _weights_record(Path(cfg["init_weights"]))
+        training["started_from"] = weights_record(Path(cfg["init_weights"]))
     preprocess = preprocess.replace(extra={**preprocess.extra, "training": training})
     weights_path = Path(weights_path)
     weights_path.parent.mkdir(parents=True, exist_ok=True)

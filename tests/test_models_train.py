@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import csv
+from dataclasses import replace
 
 import numpy as np
 import pytest
 import torch
 
+from models.inference import file_sha256
 from models.preprocess import PreprocessConfig
 from models.train import TrainConfig, export_weights, train
-from models.wake_chips import TRAIN_RANGES
+from models.wake_chips import FAINT_RANGES, TRAIN_RANGES
 
 
 def _config(run_dir, epochs):
@@ -55,12 +57,18 @@ def test_a_run_started_from_weights_fine_tunes_them(tmp_path):
     config = _config(tmp_path / "tuned", 1)
     config.init_weights = weights
     config.lr = 1e-6  # two tiny steps: the run must still sit next to the weights it started from
+    config.faint_fraction, config.faint_ranges = 0.5, replace(FAINT_RANGES, p_glint=0.7)
     train(config)
     tuned = torch.load(tmp_path / "tuned" / "ema_epoch001.pt", weights_only=True)
     first = next(k for k, v in tuned.items() if v.dtype.is_floating_point and v.numel() > 100)
     assert torch.allclose(tuned[first], start.state_dict()[first], atol=1e-4)
     fresh = create_model(pre.architecture, len(pre.bands), pre.input_size).state_dict()[first]
     assert not torch.allclose(fresh, start.state_dict()[first], atol=1e-4)  # a random start would differ
+    # The exported record says what the run saw: the changed faint corner and the weights it started from.
+    record = PreprocessConfig.from_json(export_weights(tmp_path / "tuned" / "last.pt", tmp_path / "t.pt").with_suffix(".json"))
+    training = record.extra["training"]
+    assert training["data"].endswith("50% of each batch from FAINT_RANGES (small, slow vessels) with p_glint=0.7")
+    assert training["started_from"]["sha256"] == file_sha256(weights)
 
 
 def test_faint_share_of_a_batch_replaces_only_its_tail():

@@ -1,4 +1,4 @@
-"""CLI commands: ``vesselwatch heading CHIP``, ``vesselwatch train-heading`` and ``vesselwatch calibrate-heading``."""
+"""CLI commands: ``vesselwatch heading CHIP``, ``train-heading``, ``average-heading-weights`` and ``calibrate-heading``."""
 
 from __future__ import annotations
 
@@ -186,26 +186,55 @@ def register(app: typer.Typer) -> None:
                                                     "these weights (e.g. the shipped ones) instead of at random."),
         faint_fraction: float = typer.Option(0.0, "--faint-fraction", min=0.0, max=0.95, help="Share of each batch "
                                              "drawn from the faint-wake corner of the training ranges (small, slow vessels)."),
+        faint_range: list[str] = typer.Option([], "--faint-range", help="Change one range of the faint corner, "
+                                              "KEY=VALUE, e.g. p_glint=0.7 or noise_sigma=0.002,0.004 (repeatable)."),
         export: Optional[Path] = typer.Option(None, "--export", help="After training, write EMA weights + JSON here "
                                               "and calibrate them (as calibrate-heading)."),
     ) -> None:
         """Train the wake-keypoint heading model on synthetic chips (CPU or CUDA), resumable."""
         from models.preprocess import PreprocessConfig
         from models.train import TrainConfig, train
+        from models.wake_chips import FAINT_RANGES
 
+        try:
+            faint_ranges = ranges_with_overrides(FAINT_RANGES, faint_range)
+        except InputError as error:
+            typer.echo(f"vesselwatch train-heading: {error}", err=True)
+            raise typer.Exit(code=2) from error
         if not resume and (run_dir / "last.pt").exists():
             (run_dir / "last.pt").unlink()
         config = TrainConfig(
             run_dir=run_dir, seed=seed, epochs=epochs, steps_per_epoch=steps_per_epoch, batch_size=batch_size, lr=lr,
             val_count=val_count, checkpoint_minutes=checkpoint_minutes, max_minutes=max_minutes, threads=threads,
             shipwakes_dir=shipwakes, shipwakes_fraction=shipwakes_fraction, init_weights=init_weights,
-            faint_fraction=faint_fraction, preprocess=PreprocessConfig(input_size=input_size, output_stride=output_stride),
+            faint_fraction=faint_fraction, faint_ranges=faint_ranges,
+            preprocess=PreprocessConfig(input_size=input_size, output_stride=output_stride),
         )
         history = train(config, resume=resume)
         summary = {"run_dir": str(run_dir), "epochs_done": len(history), "last": history[-1] if history else None}
         if export is not None:
             summary["weights"] = export_and_calibrate(run_dir / "last.pt", export)
         typer.echo(json.dumps(summary, indent=2, default=str))
+
+    @app.command("average-heading-weights")
+    def average_heading_weights(
+        weights: list[Path] = typer.Argument(..., help="Two or more weights files (.pt, JSON beside each) "
+                                             "fine-tuned from the same start."),
+        out: Path = typer.Option(..., "--out", "-o", help="Averaged weights (.pt); its JSON is written beside it."),
+        calibrate: bool = typer.Option(True, "--calibrate/--no-calibrate", help="Refit sigma scales and wake "
+                                       "threshold for the averaged weights (as calibrate-heading)."),
+    ) -> None:
+        """Average fine-tuned weights into one model (a "model soup": same network, no extra inference cost)."""
+        from models.inference import file_sha256
+        from models.soup import average_weights
+
+        try:
+            average_weights(weights, out)
+            summary = calibrate_weights(out) if calibrate else {"path": str(out), "sha256": file_sha256(out)}
+        except (VesselwatchError, ValueError) as error:
+            typer.echo(f"vesselwatch average-heading-weights: {error}", err=True)
+            raise typer.Exit(code=2) from error
+        typer.echo(json.dumps(summary, indent=2))
 
     @app.command("calibrate-heading")
     def calibrate_heading(
@@ -225,6 +254,38 @@ def register(app: typer.Typer) -> None:
             typer.echo(f"vesselwatch calibrate-heading: {error}", err=True)
             raise typer.Exit(code=2) from error
         typer.echo(json.dumps(summary, indent=2))
+
+
+def ranges_with_overrides(ranges, items: list[str]):
+    """``ranges`` (a :class:`models.wake_chips.ChipRanges`) with ``KEY=VALUE`` items applied.
+
+    A range field takes two comma-separated numbers (``noise_sigma=0.002,0.004``), a probability or
+    other scalar field one (``p_glint=0.7``).
+
+    Raises
+    ------
+    InputError
+        When an item is not ``KEY=VALUE``, names no field, or has the wrong count of numbers.
+    """
+    from dataclasses import fields, replace
+
+    known = {f.name for f in fields(ranges)}
+    changes: dict = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        key = key.strip()
+        if not sep or key not in known:
+            raise InputError(f"--faint-range {item!r}: expected KEY=VALUE with KEY one of {sorted(known)}")
+        try:
+            numbers = tuple(float(v) for v in value.split(","))
+        except ValueError as error:
+            raise InputError(f"--faint-range {item!r}: VALUE must be numbers separated by commas") from error
+        current = getattr(ranges, key)
+        arity = len(current) if isinstance(current, tuple) else 1
+        if len(numbers) != arity:
+            raise InputError(f"--faint-range {item!r}: {key} takes {arity} number(s), got {len(numbers)}")
+        changes[key] = numbers if isinstance(current, tuple) else numbers[0]
+    return replace(ranges, **changes)
 
 
 def export_and_calibrate(checkpoint: Path, weights_path: Path) -> dict:

@@ -1,0 +1,84 @@
+"""Weight averaging of fine-tunes (model soup) and the CLI options that make its ingredients."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from models.inference import config_path_for, file_sha256, load_heading_model
+from models.network import create_model
+from models.preprocess import PreprocessConfig
+from models.soup import average_state_dicts, average_weights
+from models.wake_chips import FAINT_RANGES
+from vesselwatch.cli import app
+from vesselwatch.commands.heading import ranges_with_overrides
+from vesselwatch.errors import InputError
+
+
+def _write(path, seed: int, config: PreprocessConfig) -> None:
+    torch.manual_seed(seed)
+    torch.save(create_model(config.architecture, len(config.bands), config.input_size).state_dict(), path)
+    config.replace(extra={"training": {"seed": seed, "started_from": {"sha256": "start"}}}).to_json(config_path_for(path))
+
+
+def test_average_is_the_elementwise_mean_and_keeps_integer_buffers():
+    a = {"w": torch.tensor([1.0, 2.0]), "n": torch.tensor(5), "h": torch.tensor([1.0], dtype=torch.float16)}
+    b = {"w": torch.tensor([3.0, 6.0]), "n": torch.tensor(9), "h": torch.tensor([2.0], dtype=torch.float16)}
+    out = average_state_dicts([a, b])
+    assert torch.equal(out["w"], torch.tensor([2.0, 4.0]))
+    assert out["n"].item() == 5 and out["h"].dtype == torch.float16 and out["h"].item() == 1.5
+    assert torch.equal(average_state_dicts([a])["w"], a["w"])
+    with pytest.raises(ValueError, match=r"states\[1\]: keys differ"):
+        average_state_dicts([a, {"w": b["w"], "n": b["n"]}])
+    with pytest.raises(ValueError, match=r"states\[1\]\['w'\]: shape"):
+        average_state_dicts([a, {**b, "w": torch.zeros(3)}])
+    with pytest.raises(ValueError, match="at least one"):
+        average_state_dicts([])
+
+
+def test_averaged_weights_load_and_name_their_ingredients(tmp_path):
+    config = PreprocessConfig(input_size=32)
+    paths = [tmp_path / "a.pt", tmp_path / "b.pt"]
+    for seed, path in enumerate(paths):
+        _write(path, seed, config)
+    out = average_weights(paths, tmp_path / "soup" / "mean.pt")
+    model = load_heading_model(out, fast=False)  # loads: same network, JSON beside it
+    a, b = (torch.load(p, weights_only=True) for p in paths)
+    key = "head.1.weight"
+    assert torch.allclose(model.network.state_dict()[key], (a[key] + b[key]) / 2)
+    training = json.loads(config_path_for(out).read_text())["extra"]["training"]
+    assert "model soup" in training["method"]
+    assert [i["sha256"] for i in training["ingredients"]] == [file_sha256(p) for p in paths]
+    assert [i["training"] for i in training["ingredients"]] == [{"seed": 0}, {"seed": 1}]
+    assert training["started_from"] == {"sha256": "start"}  # the common start, once
+
+
+def test_average_refuses_what_does_not_fit(tmp_path):
+    config = PreprocessConfig(input_size=32)
+    _write(tmp_path / "a.pt", 0, config)
+    with pytest.raises(ValueError, match="two or more"):
+        average_weights([tmp_path / "a.pt"], tmp_path / "out.pt")
+    with pytest.raises(ValueError, match="missing.pt: expected a weights file"):
+        average_weights([tmp_path / "a.pt", tmp_path / "missing.pt"], tmp_path / "out.pt")
+    _write(tmp_path / "b.pt", 1, config.replace(bands=("B02", "B03", "B04")))
+    with pytest.raises(ValueError, match="b.pt: bands is"):
+        average_weights([tmp_path / "a.pt", tmp_path / "b.pt"], tmp_path / "out.pt")
+    result = CliRunner().invoke(app, ["average-heading-weights", str(tmp_path / "a.pt"), str(tmp_path / "b.pt"),
+                                      "--out", str(tmp_path / "out.pt"), "--no-calibrate"])
+    assert result.exit_code == 2 and "bands is" in result.output
+    assert not (tmp_path / "out.pt").exists()
+
+
+def test_faint_range_overrides_parse_or_say_what_is_wrong():
+    ranges = ranges_with_overrides(FAINT_RANGES, ["p_glint=0.7", "noise_sigma=0.002,0.004"])
+    assert ranges.p_glint == 0.7 and ranges.noise_sigma == (0.002, 0.004)
+    assert ranges.length_m == FAINT_RANGES.length_m
+    for bad, message in (("glint", "KEY=VALUE"), ("colour=1", "KEY=VALUE"), ("noise_sigma=0.002", "takes 2"),
+                         ("p_glint=high", "numbers")):
+        with pytest.raises(InputError, match=message):
+            ranges_with_overrides(FAINT_RANGES, [bad])
+    result = CliRunner().invoke(app, ["train-heading", "--faint-range", "p_glint"])
+    assert result.exit_code == 2 and "KEY=VALUE" in result.output
