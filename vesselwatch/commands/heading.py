@@ -6,12 +6,15 @@ import json
 import logging
 import math
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import numpy as np
 import typer
 
 from vesselwatch.errors import InputError, ProductError, VesselwatchError
+
+if TYPE_CHECKING:  # the CLI imports models (torch) only inside the commands that need it
+    from models.wake_chips import ChipRanges
 
 logger = logging.getLogger(__name__)
 
@@ -256,8 +259,8 @@ def register(app: typer.Typer) -> None:
         typer.echo(json.dumps(summary, indent=2))
 
 
-def ranges_with_overrides(ranges, items: list[str]):
-    """``ranges`` (a :class:`models.wake_chips.ChipRanges`) with ``KEY=VALUE`` items applied.
+def ranges_with_overrides(ranges: ChipRanges, items: list[str]) -> ChipRanges:
+    """``ranges`` with ``KEY=VALUE`` items applied.
 
     A range field takes two comma-separated numbers (``noise_sigma=0.002,0.004``), a probability or
     other scalar field one (``p_glint=0.7``).
