@@ -43,9 +43,8 @@ def mcnemar_p(gained: int, lost: int) -> float:
     return float(binomtest(gained, gained + lost, 0.5).pvalue)
 
 
-def right_within_10(model: HeadingModel, data: np.ndarray, truth_deg: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray]:
-    """Per chip: heading within 10° of the truth (bool) and the error (degrees, NaN without a heading)."""
-    model.config = model.config.replace(wake_probability_threshold=threshold)
+def right_within_10(model: HeadingModel, data: np.ndarray, truth_deg: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per chip: heading within 10° of the truth (bool) and the error (degrees, NaN without a heading); one pass."""
     errors = angular_error_deg(predict_keypoints(model, data, BAND_NAMES, tta=False).heading_grid_deg, truth_deg)
     return errors <= 10.0, errors
 
@@ -64,6 +63,8 @@ def main(argv: list[str] | None = None) -> None:
     baseline = load_heading_model(args.baseline)
     candidate = load_heading_model(args.candidate)
     threshold = baseline.config.wake_probability_threshold if args.threshold is None else args.threshold
+    for model in (baseline, candidate):  # one threshold for both: the candidate is not calibrated yet
+        model.config = model.config.replace(wake_probability_threshold=threshold)
     ranges = HELDOUT_RANGES if args.heldout_ranges else TRAIN_RANGES
     started = time.perf_counter()
     header = f"{'seed':>9} {'wakes':>6} {'baseline ≤10°%':>15} {'candidate ≤10°%':>16} {'median° b / c':>14} {'gained':>7} {'lost':>5} {'McNemar p':>10}"
@@ -72,8 +73,8 @@ def main(argv: list[str] | None = None) -> None:
     for seed in args.seeds:
         chips = draw_chips(seed, args.count, ranges, args.chip_size)
         wake = chips["visible"][:, 1]
-        ok_b, err_b = right_within_10(baseline, chips["data"], chips["heading_grid_deg"], threshold)
-        ok_c, err_c = right_within_10(candidate, chips["data"], chips["heading_grid_deg"], threshold)
+        ok_b, err_b = right_within_10(baseline, chips["data"], chips["heading_grid_deg"])
+        ok_c, err_c = right_within_10(candidate, chips["data"], chips["heading_grid_deg"])
         gained, lost = int(np.sum(ok_c & ~ok_b & wake)), int(np.sum(ok_b & ~ok_c & wake))
         totals += (gained, lost)
         medians = f"{np.nanmedian(err_b[wake]):.2f} / {np.nanmedian(err_c[wake]):.2f}"
