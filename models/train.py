@@ -356,7 +356,7 @@ def export_weights(checkpoint: Path, weights_path: Path, preprocess: PreprocessC
     history = state.get("history") or []
     cfg = state.get("config", {})
     training = {
-        "data": "synthetic wake chips (models.wake_chips.TRAIN_RANGES)"
+        "data": "synthetic wake chips (models.wake_chips.TRAIN_RANGES" + _ranges_changes(cfg.get("ranges"), TRAIN_RANGES) + ")"
         + (f", {cfg['faint_fraction']:.0%} of each batch from FAINT_RANGES (small, slow vessels)"
            + _ranges_changes(cfg.get("faint_ranges"), FAINT_RANGES) if cfg.get("faint_fraction") else "")
         + (f" + ShipWakes {cfg.get('shipwakes_dir')}" if cfg.get("shipwakes_dir") else ""),

@@ -12,7 +12,7 @@ from models.inference import config_path_for, file_sha256, load_heading_model
 from models.network import create_model
 from models.preprocess import PreprocessConfig
 from models.soup import average_state_dicts, average_weights
-from models.wake_chips import FAINT_RANGES
+from models.wake_chips import FAINT_RANGES, TRAIN_RANGES
 from vesselwatch.cli import app
 from vesselwatch.commands.heading import ranges_with_overrides
 from vesselwatch.errors import InputError
@@ -82,3 +82,6 @@ def test_faint_range_overrides_parse_or_say_what_is_wrong():
             ranges_with_overrides(FAINT_RANGES, [bad])
     result = CliRunner().invoke(app, ["train-heading", "--faint-range", "p_glint"])
     assert result.exit_code == 2 and "KEY=VALUE" in result.output
+    assert ranges_with_overrides(TRAIN_RANGES, ["p_cloud=0.6"], option="--range").p_cloud == 0.6
+    result = CliRunner().invoke(app, ["train-heading", "--range", "p_cloud=often"])
+    assert result.exit_code == 2 and "--range 'p_cloud=often': VALUE must be numbers" in result.output

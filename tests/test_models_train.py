@@ -58,6 +58,7 @@ def test_a_run_started_from_weights_fine_tunes_them(tmp_path):
     config.init_weights = weights
     config.lr = 1e-6  # two tiny steps: the run must still sit next to the weights it started from
     config.faint_fraction, config.faint_ranges = 0.5, replace(FAINT_RANGES, p_glint=0.7)
+    config.ranges = replace(TRAIN_RANGES, p_cloud=0.6)
     train(config)
     tuned = torch.load(tmp_path / "tuned" / "ema_epoch001.pt", weights_only=True)
     first = next(k for k, v in tuned.items() if v.dtype.is_floating_point and v.numel() > 100)
@@ -67,6 +68,7 @@ def test_a_run_started_from_weights_fine_tunes_them(tmp_path):
     # The exported record says what the run saw: the changed faint corner and the weights it started from.
     record = PreprocessConfig.from_json(export_weights(tmp_path / "tuned" / "last.pt", tmp_path / "t.pt").with_suffix(".json"))
     training = record.extra["training"]
+    assert training["data"].startswith("synthetic wake chips (models.wake_chips.TRAIN_RANGES with p_cloud=0.6), ")
     assert training["data"].endswith("50% of each batch from FAINT_RANGES (small, slow vessels) with p_glint=0.7")
     assert training["started_from"]["sha256"] == file_sha256(weights)
 

@@ -189,6 +189,8 @@ def register(app: typer.Typer) -> None:
                                                     "these weights (e.g. the shipped ones) instead of at random."),
         faint_fraction: float = typer.Option(0.0, "--faint-fraction", min=0.0, max=0.95, help="Share of each batch "
                                              "drawn from the faint-wake corner of the training ranges (small, slow vessels)."),
+        train_range: list[str] = typer.Option([], "--range", help="Change one of the training ranges, KEY=VALUE, "
+                                              "e.g. p_cloud=0.6 (repeatable; the faint corner keeps its own)."),
         faint_range: list[str] = typer.Option([], "--faint-range", help="Change one range of the faint corner, "
                                               "KEY=VALUE, e.g. p_glint=0.7 or noise_sigma=0.002,0.004 (repeatable)."),
         export: Optional[Path] = typer.Option(None, "--export", help="After training, write EMA weights + JSON here "
@@ -197,9 +199,10 @@ def register(app: typer.Typer) -> None:
         """Train the wake-keypoint heading model on synthetic chips (CPU or CUDA), resumable."""
         from models.preprocess import PreprocessConfig
         from models.train import TrainConfig, train
-        from models.wake_chips import FAINT_RANGES
+        from models.wake_chips import FAINT_RANGES, TRAIN_RANGES
 
         try:
+            ranges = ranges_with_overrides(TRAIN_RANGES, train_range, option="--range")
             faint_ranges = ranges_with_overrides(FAINT_RANGES, faint_range)
         except InputError as error:
             typer.echo(f"vesselwatch train-heading: {error}", err=True)
@@ -210,7 +213,7 @@ def register(app: typer.Typer) -> None:
             run_dir=run_dir, seed=seed, epochs=epochs, steps_per_epoch=steps_per_epoch, batch_size=batch_size, lr=lr,
             val_count=val_count, checkpoint_minutes=checkpoint_minutes, max_minutes=max_minutes, threads=threads,
             shipwakes_dir=shipwakes, shipwakes_fraction=shipwakes_fraction, init_weights=init_weights,
-            faint_fraction=faint_fraction, faint_ranges=faint_ranges,
+            ranges=ranges, faint_fraction=faint_fraction, faint_ranges=faint_ranges,
             preprocess=PreprocessConfig(input_size=input_size, output_stride=output_stride),
         )
         history = train(config, resume=resume)
@@ -259,11 +262,11 @@ def register(app: typer.Typer) -> None:
         typer.echo(json.dumps(summary, indent=2))
 
 
-def ranges_with_overrides(ranges: ChipRanges, items: list[str]) -> ChipRanges:
+def ranges_with_overrides(ranges: ChipRanges, items: list[str], option: str = "--faint-range") -> ChipRanges:
     """``ranges`` with ``KEY=VALUE`` items applied.
 
     A range field takes two comma-separated numbers (``noise_sigma=0.002,0.004``), a probability or
-    other scalar field one (``p_glint=0.7``).
+    other scalar field one (``p_glint=0.7``). ``option`` names the CLI option in error messages.
 
     Raises
     ------
@@ -278,15 +281,15 @@ def ranges_with_overrides(ranges: ChipRanges, items: list[str]) -> ChipRanges:
         key, sep, value = item.partition("=")
         key = key.strip()
         if not sep or key not in known:
-            raise InputError(f"--faint-range {item!r}: expected KEY=VALUE with KEY one of {sorted(known)}")
+            raise InputError(f"{option} {item!r}: expected KEY=VALUE with KEY one of {sorted(known)}")
         try:
             numbers = tuple(float(v) for v in value.split(","))
         except ValueError as error:
-            raise InputError(f"--faint-range {item!r}: VALUE must be numbers separated by commas") from error
+            raise InputError(f"{option} {item!r}: VALUE must be numbers separated by commas") from error
         current = getattr(ranges, key)
         arity = len(current) if isinstance(current, tuple) else 1
         if len(numbers) != arity:
-            raise InputError(f"--faint-range {item!r}: {key} takes {arity} number(s), got {len(numbers)}")
+            raise InputError(f"{option} {item!r}: {key} takes {arity} number(s), got {len(numbers)}")
         changes[key] = numbers if isinstance(current, tuple) else numbers[0]
     return replace(ranges, **changes)
 
