@@ -62,7 +62,9 @@ _CELL_K = 48
 #: Cells examined while building at most this many per site (+ base) before the rest fall back.
 _CELL_BUDGET_PER_SITE = 100
 _CELL_BUDGET_BASE = 100_000
-_CELL_K_WIDE = 512
+#: Cells whose ball of possible nearest sites holds more than ``_CELL_K`` (a whole distant field)
+#: fetch again with each wider count in turn before they are split (about half are complete at 128).
+_CELL_K_WIDER = (128, 512)
 _DOMINATORS = 4
 #: ``x . (q - p)`` must exceed this everywhere in a cell for ``q`` to eliminate ``p`` there: it keeps
 #: the haversine difference far above float64 rounding (about 1e-13 rad).
@@ -346,13 +348,11 @@ class PlatformIndex:
         """
         centre, radius = cell_caps(face, i, j, level)
         leaf, count, out, complete = self._cap_candidates(centre, radius, m, _CELL_K)
-        again = np.flatnonzero(~complete)
-        if again.size:  # a whole distant field inside the ball: look at more sites before splitting
+        for k in _CELL_K_WIDER:  # a whole distant field inside the ball: look at more sites before splitting
+            again = np.flatnonzero(~complete)
             for lo in range(0, again.size, 1024):
                 rows = again[lo : lo + 1024]
-                leaf[rows], count[rows], out[rows], _ = self._cap_candidates(
-                    centre[rows], radius[rows], m, _CELL_K_WIDE
-                )
+                leaf[rows], count[rows], out[rows], complete[rows] = self._cap_candidates(centre[rows], radius[rows], m, k)
         return leaf, count, out
 
     def _cap_candidates(

@@ -192,3 +192,25 @@ def test_kd_tree_fallback_leaves_are_exact_too():
     qlon = np.round(rng.uniform(-25, 25, 300), 2)
     qlat = np.round(rng.uniform(-25, 25, 300), 2)
     assert_identical_to_brute_force(index, qlon, qlat, index.lon, index.lat)
+
+
+def test_wider_fetches_in_steps_build_the_same_leaves(monkeypatch):
+    # fields of 400 platforms: far from them a cell's ball holds a whole field, more than 48 and 128 sites
+    import geo.nearest as nearest
+
+    rng = np.random.default_rng(5)
+    centre_lon, centre_lat = np.array([-40.0, 10.0, 120.0]), np.array([20.0, -35.0, 5.0])
+    pick = np.repeat(np.arange(3), 400)
+    plon, plat = centre_lon[pick] + rng.normal(0, 0.3, pick.size), centre_lat[pick] + rng.normal(0, 0.2, pick.size)
+    fetched: list[int] = []
+    cap_candidates = PlatformIndex._cap_candidates
+    monkeypatch.setattr(PlatformIndex, "_cap_candidates",
+                        lambda self, c, r, m, k: fetched.append(k) or cap_candidates(self, c, r, m, k))
+    stepped = PlatformIndex(plon, plat)
+    assert {128, 512} <= set(fetched)  # both wider steps were needed
+    monkeypatch.setattr(nearest, "_CELL_K_WIDER", (512,))
+    direct = PlatformIndex(plon, plat)
+    for name in ("_leaf_start", "_leaf_count", "_leaf_cands"):
+        np.testing.assert_array_equal(getattr(stepped, name), getattr(direct, name))
+    qlon, qlat = rng.uniform(-180, 180, 300), np.degrees(np.arcsin(rng.uniform(-1, 1, 300)))
+    assert_identical_to_brute_force(stepped, qlon, qlat, stepped.lon, stepped.lat)
