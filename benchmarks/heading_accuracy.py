@@ -30,6 +30,8 @@ the Rose criterion, even an ideal observer cannot tell a wake from clutter with 
 chips without a wake (only the ambiguity flag is scored), and every heading the model reports on
 any chip ("reported headings": the share a user can trust; one reported on a chip without a wake
 counts as wrong), and those of them not flagged ambiguous (sigma within the configured limit).
+"wake, not flagged" splits the misses of "all with wake": the wakes the model stands by and how
+often it is right on them (the rest of the misses are wakes it flags as ambiguous).
 A flip is an error ≥ 150°. Coverage is the share of chips whose truth lies within the reported ±2σ.
 
 Usage::
@@ -131,6 +133,9 @@ def main(argv: list[str] | None = None) -> None:
             m = summarize_errors(errors[mask], pred.uncertainty_deg[mask])
             m["ambiguous_pct"] = float(100 * pred.ambiguous[mask].mean()) if mask.any() else float("nan")
             rows.append((name, subset, m))
+        # Where the misses are: the wakes the model does not flag ambiguous, and how often it is right on them.
+        stands_by = wake & ~pred.ambiguous
+        rows.append((name, "wake, not flagged", summarize_errors(errors[stands_by], pred.uncertainty_deg[stands_by])))
         if not wake.all():
             rows.append((name, "no wake", {"count": float((~wake).sum()), "ambiguous_pct": float(100 * pred.ambiguous[~wake].mean())}))
         # What a user gets: every heading the model reports, on any chip (one without a wake is wrong).

@@ -46,6 +46,9 @@ def test_accuracy_benchmark_runs_on_a_shipwakes_directory(tmp_path):
     assert int(n) == 16
     assert float(within_10) >= 80.0 and float(median) < 5.0, run.stdout
     assert "no wake" not in run.stdout  # every ShipWakes image has a wake
+    stood_by = next(line for line in run.stdout.splitlines() if "wake, not flagged" in line)
+    n_stood_by, _, _, within_10_stood_by = stood_by.split("wake, not flagged")[1].split()[:4]
+    assert int(n_stood_by) <= 16 and float(within_10_stood_by) >= float(within_10)  # misses split off the flagged ones
 
 
 def test_accuracy_benchmark_names_a_directory_that_is_not_shipwakes(tmp_path):
