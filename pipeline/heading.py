@@ -4,10 +4,17 @@
 each chip's grid; the heading is the grid bearing from the wake end to the hull, turned into a true
 bearing (degrees clockwise from true north) with the chip's ``grid_north_deg`` (meridian
 convergence), and the keypoints are georeferenced with the chip's affine transform and CRS.
+
+A wake runs on water. Where the chip has B03 and B08, the predicted wake line (hull to wake end)
+is checked against the chip's NDWI land mask (:func:`pipeline.water.chip_land`): a vessel moored
+against a quay or between pier fingers lies in a straight line of bright structure that the model,
+trained on open sea, can read as a wake. When at least ``max_wake_land_share`` of the line lies on
+land, the heading is withdrawn (NaN, ``ambiguous``, ``wake_on_land``).
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -16,8 +23,11 @@ import numpy as np
 from pyproj import Transformer
 
 from models.inference import HeadingModel, load_heading_model, predict_keypoints
+from pipeline.water import chip_land
 
-__all__ = ["HeadingResults", "estimate_headings", "load_heading_model", "true_heading_deg"]
+__all__ = ["HeadingResults", "estimate_headings", "load_heading_model", "true_heading_deg", "wake_land_share"]
+
+log = logging.getLogger(__name__)
 
 KEYPOINT_NAMES: tuple[str, ...] = ("hull", "wake_end", "arm_left_end", "arm_right_end")
 
@@ -53,6 +63,9 @@ class HeadingResults:
         ``(N, 4, 2)`` ``(x, y)`` chip pixel coordinates (rasterio convention), NaN where absent.
     keypoints_lon, keypoints_lat : numpy.ndarray
         ``(N, 4)`` the keypoints in WGS84 degrees.
+    wake_on_land : numpy.ndarray
+        ``(N,)`` bool: the model found a wake but its line lies on land (a quay, a pier), so the
+        heading was withdrawn; all False when not given.
     """
 
     heading_deg: np.ndarray
@@ -63,6 +76,11 @@ class HeadingResults:
     keypoints_px: np.ndarray
     keypoints_lon: np.ndarray
     keypoints_lat: np.ndarray
+    wake_on_land: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        if self.wake_on_land is None:
+            self.wake_on_land = np.zeros(len(self.heading_deg), dtype=bool)
 
     def __len__(self) -> int:
         return len(self.heading_deg)
@@ -112,8 +130,47 @@ def _keypoints_lonlat(chips: Sequence[Any], keypoints_px: np.ndarray) -> tuple[n
     return lon, lat
 
 
+def wake_land_share(land: np.ndarray, keypoints_px: np.ndarray, *, start: float = 0.3, samples: int = 24) -> np.ndarray:
+    """Share of each chip's predicted wake line that lies on land.
+
+    The line runs from the hull to the wake end; it is sampled at ``samples`` points from
+    ``start`` of the way along (the hull's own pixels are left out) to the wake end.
+
+    Parameters
+    ----------
+    land : numpy.ndarray of bool
+        ``(N, H, W)`` land mask of the chips (:func:`pipeline.water.chip_land`).
+    keypoints_px : numpy.ndarray
+        ``(N, 4, 2)`` ``(x, y)`` chip pixel coordinates (rasterio convention, pixel edges), hull
+        first and wake end second.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(N,)`` share in [0, 1]; NaN where the hull or the wake end is unknown. Points outside the
+        chip count as not land.
+    """
+    land = np.asarray(land, dtype=bool)
+    keypoints_px = np.asarray(keypoints_px, dtype=np.float64)
+    if land.ndim != 3 or keypoints_px.shape[:1] != land.shape[:1] or keypoints_px.shape[1:] != (4, 2):
+        raise ValueError(f"land, keypoints_px: expected (N, H, W) and (N, 4, 2), got {land.shape} and {keypoints_px.shape}")
+    n, height, width = land.shape
+    hull, wake_end = keypoints_px[:, 0], keypoints_px[:, 1]
+    t = np.linspace(start, 1.0, samples)
+    points = hull[:, None, :] + t[None, :, None] * (wake_end - hull)[:, None, :]  # (N, samples, 2)
+    known = np.all(np.isfinite(points), axis=(1, 2))
+    col = np.floor(np.nan_to_num(points[..., 0], nan=-1.0)).astype(np.int64)
+    row = np.floor(np.nan_to_num(points[..., 1], nan=-1.0)).astype(np.int64)
+    inside = (col >= 0) & (col < width) & (row >= 0) & (row < height)
+    chip = np.broadcast_to(np.arange(n)[:, None], col.shape)
+    on_land = np.zeros(col.shape, dtype=bool)
+    on_land[inside] = land[chip[inside], row[inside], col[inside]]
+    return np.where(known, on_land.mean(axis=1), np.nan)
+
+
 def estimate_headings(
     chips: Sequence[Any], model: HeadingModel, *, batch_size: int = 256, tta: bool | None = None,
+    max_wake_land_share: float | None = 0.25,
 ) -> HeadingResults:
     """True headings, uncertainty, ambiguity and georeferenced keypoints for chips.
 
@@ -130,7 +187,13 @@ def estimate_headings(
         Average the 8 dihedral symmetries and fold their spread into the uncertainty: ``True``
         for every chip (8x cost), ``False`` for none, ``None`` for the uncertain chips the weights'
         JSON names (``tta_above_sigma_deg``), see :func:`models.inference.predict_keypoints`.
+    max_wake_land_share : float or None
+        Withdraw a heading when at least this share of its wake line lies on land
+        (:func:`wake_land_share`); ``None`` skips the check. Chips without B03 and B08 (an RGB
+        PNG) are never checked: NDWI needs both.
     """
+    if max_wake_land_share is not None and not 0.0 < max_wake_land_share <= 1.0:
+        raise ValueError(f"max_wake_land_share: expected a share in (0, 1] or None, got {max_wake_land_share}")
     n = len(chips)
     if n == 0:
         return HeadingResults.empty()
@@ -139,6 +202,7 @@ def estimate_headings(
     heading_grid = np.full(n, np.nan)
     sigma = np.full(n, np.nan)
     ambiguous = np.ones(n, dtype=bool)
+    on_land = np.zeros(n, dtype=bool)
     groups: dict[tuple, list[int]] = {}
     for i, chip in enumerate(chips):
         groups.setdefault((tuple(chip.band_names), np.shape(chip.data)), []).append(i)
@@ -150,10 +214,20 @@ def estimate_headings(
         heading_grid[indices] = pred.heading_grid_deg
         sigma[indices] = pred.uncertainty_deg
         ambiguous[indices] = pred.ambiguous
+        if max_wake_land_share is not None and {"B03", "B08"} <= set(band_names):
+            land = chip_land(data[:, band_names.index("B03")], data[:, band_names.index("B08")])
+            share = wake_land_share(land, pred.keypoints_px)
+            on_land[indices] = np.isfinite(pred.heading_grid_deg) & (share >= max_wake_land_share)
+    if on_land.any():
+        log.info("%d of %d wakes lie on land (moored vessels): headings withdrawn", int(on_land.sum()),
+                 int(np.isfinite(heading_grid).sum()))
+        heading_grid[on_land] = np.nan
+        sigma[on_land] = np.nan
+        ambiguous[on_land] = True
     grid_north = np.array([float(chip.grid_north_deg) for chip in chips])
     lon, lat = _keypoints_lonlat(chips, keypoints)
     return HeadingResults(
         heading_deg=true_heading_deg(heading_grid, grid_north), uncertainty_deg=sigma, ambiguous=ambiguous,
         heading_grid_deg=heading_grid, wake_probability=visibility[:, 1], keypoints_px=keypoints,
-        keypoints_lon=lon, keypoints_lat=lat,
+        keypoints_lon=lon, keypoints_lat=lat, wake_on_land=on_land,
     )

@@ -10,6 +10,9 @@ The Natural Earth coast is coarse (hundreds of metres), so the polygons only dec
 
 In every case small non-water blobs enclosed by water (a vessel's own pixels, whose NDWI is
 negative because hulls are bright in NIR) are filled, so that vessels lie inside the mask.
+
+:func:`chip_land` applies the same NDWI rule to stacks of vessel chips, so the heading step can
+tell a wake from a quay or a pier the vessel is moored against.
 """
 
 from __future__ import annotations
@@ -192,3 +195,44 @@ def drop_small_water(water: np.ndarray, min_water_px: int, open_edges: tuple[boo
         if is_open:
             drop[edge] = False
     return water & ~drop[labels]
+
+
+def chip_land(green: np.ndarray, nir: np.ndarray, *, ndwi_threshold: float = 0.0, max_hole_px: int = 900) -> np.ndarray:
+    """Land (and piers, quays, moored hulls against them) in a stack of chips, from NDWI alone.
+
+    A pixel is land where NDWI = (B03 − B08) / (B03 + B08) is at most ``ndwi_threshold``, except
+    inside blobs of at most ``max_hole_px`` pixels (a free vessel, its foam, a buoy), which are
+    water as in :func:`fill_small_holes`; blobs at the chip's edge count the same (a chip edge is
+    not the land's edge, but a small blob there cannot be told apart). Pixels where NDWI is
+    undefined (both bands 0: no data) are not land. Connectivity stays inside each chip.
+
+    Parameters
+    ----------
+    green, nir : numpy.ndarray
+        B03 and B08 reflectance (any common linear scale), ``(N, H, W)`` or ``(H, W)``.
+    ndwi_threshold : float
+        NDWI at or below which a pixel is not water (the detector's ``ndwi_threshold``).
+    max_hole_px : int
+        Largest non-water blob still counted as water, pixels.
+
+    Returns
+    -------
+    numpy.ndarray of bool
+        Same shape as ``green``.
+    """
+    green, nir = np.asarray(green, dtype=np.float64), np.asarray(nir, dtype=np.float64)
+    if green.shape != nir.shape or green.ndim not in (2, 3):
+        raise ValueError(f"green, nir: expected equal (N, H, W) or (H, W) shapes, got {green.shape} and {nir.shape}")
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ndwi = (green - nir) / (green + nir)
+    dry = ndwi <= ndwi_threshold  # NaN compares False: no data is not land
+    stacked = dry if dry.ndim == 3 else dry[None]
+    structure = np.zeros((3, 3, 3), dtype=bool)
+    structure[1] = ndimage.generate_binary_structure(2, 1)  # 4-connected within a chip, never across chips
+    labels, count = ndimage.label(stacked, structure=structure)
+    if count == 0:
+        return dry
+    sizes = np.bincount(labels.ravel(), minlength=count + 1)
+    large = sizes > max_hole_px
+    large[0] = False
+    return large[labels].reshape(dry.shape)

@@ -86,6 +86,7 @@ def test_heading_of_an_uploaded_png_is_the_model_answer(client, model):
     body = response.json()
     expected = predict_keypoints(model, np.moveaxis(rgb.astype(np.float32) / 255.0, -1, 0), ["B04", "B03", "B02"])
     assert body["georeferenced"] is False and body["format"] == "png"
+    assert body["wake_on_land"] is False  # no NIR, no NDWI: never checked
     assert body["ambiguous"] == bool(expected.ambiguous[0])
     if np.isfinite(expected.heading_grid_deg[0]):
         assert body["heading_deg"] == pytest.approx(float(expected.heading_grid_deg[0]), abs=1e-6)
@@ -111,6 +112,7 @@ def test_heading_of_a_geotiff_is_a_true_bearing_with_georeferenced_keypoints(cli
     body = client.post("/heading", files={"file": ("chip.tif", buffer.getvalue(), "image/tiff")}).json()
     assert body["georeferenced"] is True and body["format"] == "geotiff"
     assert body["bands"] == ["B02", "B03", "B04", "B08"]
+    assert isinstance(body["wake_on_land"], bool)  # NDWI is checked: the chip has B03 and B08
     assert 0.5 < body["grid_north_deg"] < 1.5
     if body["heading_grid_deg"] is not None:
         assert body["heading_deg"] == pytest.approx((body["heading_grid_deg"] + body["grid_north_deg"]) % 360)

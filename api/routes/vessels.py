@@ -41,6 +41,9 @@ class HeadingAnswer(BaseModel):
     uncertainty_deg: float | None = Field(description="Calibrated one-sigma, degrees.")
     ambiguous: bool = Field(description="True when bow and stern cannot be told apart.")
     wake_probability: float
+    wake_on_land: bool = Field(False, description="The wake the model found lies on land (a quay, a pier the "
+                                                  "vessel is moored against): heading withdrawn. Checked where the "
+                                                  "chip has B03 and B08.")
     georeferenced: bool
     grid_north_deg: float | None = None
     keypoints: dict[str, Keypoint | None]
@@ -162,17 +165,8 @@ def heading(
         grid_north = float(grid_north_deg(chip.crs, np.array([cx]), np.array([cy]))[0])
     item = SimpleNamespace(data=chip.data, band_names=chip.band_names, grid_north_deg=grid_north,
                            transform=chip.transform, crs=chip.crs)
-    if georeferenced:
-        result = estimate_headings([item], model)
-        lon, lat = result.keypoints_lon[0], result.keypoints_lat[0]
-    else:
-        from models.inference import predict_keypoints
-
-        pred = predict_keypoints(model, chip.data, chip.band_names)
-        result = SimpleNamespace(heading_deg=pred.heading_grid_deg, heading_grid_deg=pred.heading_grid_deg,
-                                 uncertainty_deg=pred.uncertainty_deg, ambiguous=pred.ambiguous,
-                                 wake_probability=pred.visibility[:, 1], keypoints_px=pred.keypoints_px)
-        lon = lat = np.full(4, np.nan)
+    result = estimate_headings([item], model)  # an un-georeferenced chip keeps grid up as north, NaN lon/lat
+    lon, lat = result.keypoints_lon[0], result.keypoints_lat[0]
     names = model.config.keypoint_names
     keypoints: dict[str, Keypoint | None] = {}
     for k, name in enumerate(names):
@@ -185,6 +179,7 @@ def heading(
         uncertainty_deg=_finite(result.uncertainty_deg[0]),
         ambiguous=bool(result.ambiguous[0]),
         wake_probability=float(result.wake_probability[0]),
+        wake_on_land=bool(result.wake_on_land[0]),
         georeferenced=georeferenced,
         grid_north_deg=grid_north if georeferenced else None,
         keypoints=keypoints,

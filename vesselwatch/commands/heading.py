@@ -156,6 +156,7 @@ def register(app: typer.Typer) -> None:
             "uncertainty_deg": _num(result.uncertainty_deg[0]),
             "ambiguous": bool(result.ambiguous[0]),
             "wake_probability": _num(result.wake_probability[0], 3),
+            "wake_on_land": bool(result.wake_on_land[0]),
             "georeferenced": bool(chip.georeferenced),
             "keypoints": result.keypoints_dict(0) if chip.georeferenced else {
                 name: (None if v is None else {"x": v["x"], "y": v["y"]}) for name, v in result.keypoints_dict(0).items()
