@@ -129,18 +129,21 @@ def register(app: typer.Typer) -> None:
         tta: Optional[bool] = typer.Option(None, "--tta/--no-tta", help="Test-time dihedral augmentation (8x cost, "
                                            "wider sigma); default: only when sigma exceeds the weights' tta_above_sigma_deg."),
         eager: bool = typer.Option(False, "--eager", help="Use eager PyTorch instead of the ONNX Runtime fast path."),
+        land_check: bool = typer.Option(True, "--land-check/--no-land-check", help="Withdraw the heading when the wake "
+                                        "line lies on land by NDWI (needs B03 and B08 in linear radiometry; switch it "
+                                        "off for contrast-stretched 4-band chips)."),
     ) -> None:
         """Infer a vessel's heading from the wake in one chip; print JSON on stdout.
 
         ``heading_deg`` is a true bearing for georeferenced GeoTIFF chips; for PNGs grid up is
         taken as north (``georeferenced: false``).
         """
-        from pipeline.heading import estimate_headings, load_heading_model
+        from pipeline.heading import MAX_WAKE_LAND_SHARE, estimate_headings, load_heading_model
 
         try:
             chip = read_chip(chip_path)
             model = load_heading_model(weights, fast=False if eager else None)
-            result = estimate_headings([chip], model, tta=tta)
+            result = estimate_headings([chip], model, tta=tta, max_wake_land_share=MAX_WAKE_LAND_SHARE if land_check else None)
         except (VesselwatchError, ValueError) as error:
             typer.echo(f"vesselwatch heading: {error}", err=True)
             raise typer.Exit(code=2) from error
