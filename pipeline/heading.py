@@ -25,7 +25,9 @@ from pyproj import Transformer
 from models.inference import HeadingModel, load_heading_model, predict_keypoints
 from pipeline.water import chip_land
 
-__all__ = ["MAX_WAKE_LAND_SHARE", "HeadingResults", "estimate_headings", "load_heading_model", "true_heading_deg", "wake_land_share"]
+__all__ = [
+    "MAX_WAKE_LAND_SHARE", "HeadingResults", "estimate_headings", "load_heading_model", "true_heading_deg", "wake_land_share",
+]
 
 log = logging.getLogger(__name__)
 
