@@ -122,6 +122,41 @@ def test_heading_of_a_geotiff_is_a_true_bearing_with_georeferenced_keypoints(cli
     assert (hull["lon"], hull["lat"]) == (pytest.approx(lon, abs=1e-6), pytest.approx(lat, abs=1e-6))
 
 
+def test_heading_of_a_moored_vessel_says_its_wake_lies_on_land(client, model):
+    import json
+    import runpy
+    from pathlib import Path
+
+    import rasterio
+
+    from pipeline.chips import cut_chips
+    from pipeline.heading import estimate_headings
+    from pipeline.ingest import open_scene
+
+    root = Path(__file__).resolve().parent.parent
+    bench = runpy.run_path(str(root / "benchmarks" / "heading_sen2ships.py"))
+    port = root / "data" / "sen2ships" / "honolulu"
+    coco = json.loads(next(port.glob("*_coco.json")).read_text())
+    found = np.array([bench["mask_axis"](bench["decode_rle"](a["segmentation"])) for a in coco["annotations"]])
+    with open_scene(port) as scene:
+        chips = cut_chips(scene, bench["Centres"](found[:, 0], found[:, 1]), 128, band_names=["B02", "B03", "B04", "B08"])
+    on_land = np.flatnonzero(estimate_headings(chips, model).wake_on_land)
+    assert on_land.size, "the shipped model reads a pier as a wake in this marina"
+    chip = chips[int(on_land[0])]
+    unchecked = estimate_headings([chip], model, max_wake_land_share=None)
+    with rasterio.MemoryFile() as memory:
+        with memory.open(driver="GTiff", width=128, height=128, count=4, dtype="float32", crs=chip.crs,
+                         transform=chip.transform, compress="deflate", predictor=3) as dataset:  # under the body limit
+            dataset.write(chip.data.astype("float32"))
+            dataset.descriptions = ("B02", "B03", "B04", "B08")
+        content = memory.read()
+    body = client.post("/heading", files={"file": ("moored.tif", content, "image/tiff")}).json()
+    assert body["wake_on_land"] is True and body["heading_deg"] is None and body["ambiguous"] is True
+    off = client.post("/heading?land_check=false", files={"file": ("moored.tif", content, "image/tiff")}).json()
+    assert off["wake_on_land"] is False
+    assert off["heading_grid_deg"] == pytest.approx(float(unchecked.heading_grid_deg[0]), abs=1e-3)
+
+
 def test_bad_uploads_are_problems(client):
     text = client.post("/heading", files={"file": ("chip.png", b"this is not an image", "image/png")})
     assert_problem(text, 415, "file")

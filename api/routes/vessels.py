@@ -7,7 +7,7 @@ from types import SimpleNamespace
 from typing import Annotated, Any
 
 import numpy as np
-from fastapi import APIRouter, Depends, File, Request, UploadFile
+from fastapi import APIRouter, Depends, File, Query, Request, UploadFile
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
@@ -143,6 +143,9 @@ def heading(
     file: Annotated[UploadFile, File(description="PNG or GeoTIFF chip centred on the vessel (16..1024 px).")],
     model: Annotated[Any, Depends(require_heading_model)],
     settings: Annotated[Settings, Depends(get_settings)],
+    land_check: Annotated[bool, Query(description="Withdraw the heading when the wake line lies on land by NDWI "
+                                                  "(needs B03 and B08 in linear radiometry); false for "
+                                                  "contrast-stretched 4-band chips.")] = True,
 ) -> HeadingAnswer:
     """Run the wake-keypoint model on one chip and return heading, uncertainty and keypoints.
 
@@ -153,7 +156,7 @@ def heading(
         raise Problem(413, f"file larger than {settings.api_max_upload_bytes} bytes",
                       invalid_params=[("file", "too large")])
     chip = decode_chip(content)
-    from pipeline.heading import estimate_headings
+    from pipeline.heading import MAX_WAKE_LAND_SHARE, estimate_headings
 
     grid_north = 0.0
     georeferenced = chip.crs is not None
@@ -165,7 +168,8 @@ def heading(
         grid_north = float(grid_north_deg(chip.crs, np.array([cx]), np.array([cy]))[0])
     item = SimpleNamespace(data=chip.data, band_names=chip.band_names, grid_north_deg=grid_north,
                            transform=chip.transform, crs=chip.crs)
-    result = estimate_headings([item], model)  # an un-georeferenced chip keeps grid up as north, NaN lon/lat
+    # An un-georeferenced chip keeps grid up as north and NaN lon/lat.
+    result = estimate_headings([item], model, max_wake_land_share=MAX_WAKE_LAND_SHARE if land_check else None)
     lon, lat = result.keypoints_lon[0], result.keypoints_lat[0]
     names = model.config.keypoint_names
     keypoints: dict[str, Keypoint | None] = {}
