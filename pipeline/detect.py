@@ -55,6 +55,7 @@ from pipeline.water import (
     fill_small_holes,
     load_land,
     map_units_per_metre,
+    ndwi,
     rasterize_land,
     water_from_ndwi,
 )
@@ -288,8 +289,7 @@ def _detect_block(scene: Scene, read_window: Window, core: Window, land: LandPol
         veiled = np.isin(scl, SCL_VEILED)
         if veiled.any():
             green = scene.read("B03", read_window)
-            with np.errstate(invalid="ignore", divide="ignore"):
-                water |= veiled & ((green - nir) / (green + nir) > config.ndwi_threshold)
+            water |= veiled & (ndwi(green, nir) > config.ndwi_threshold)
             del green
         cloud = np.isin(scl, SCL_CLOUD)
     else:

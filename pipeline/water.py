@@ -145,12 +145,17 @@ def water_from_ndwi(green: np.ndarray, nir: np.ndarray, land_core: np.ndarray, l
     land_core, land_near : numpy.ndarray of bool
         From :func:`rasterize_land`.
     """
-    with np.errstate(invalid="ignore", divide="ignore"):
-        ndwi = (green - nir) / (green + nir)
-    water = np.where(land_near, ndwi > ndwi_threshold, True)
+    water = np.where(land_near, ndwi(green, nir) > ndwi_threshold, True)
     water &= ~land_core
     water &= np.isfinite(green) & np.isfinite(nir)
     return water
+
+
+def ndwi(green: np.ndarray, nir: np.ndarray) -> np.ndarray:
+    """NDWI = (B03 − B08) / (B03 + B08) in the bands' precision; NaN where both are 0 (no data)."""
+    green, nir = np.asarray(green), np.asarray(nir)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (green - nir) / (green + nir)
 
 
 def fill_small_holes(water: np.ndarray, max_hole_px: int, open_edges: tuple[bool, bool, bool, bool]) -> np.ndarray:
@@ -159,21 +164,28 @@ def fill_small_holes(water: np.ndarray, max_hole_px: int, open_edges: tuple[bool
     Parameters
     ----------
     water : numpy.ndarray of bool
-        (rows, cols).
+        (rows, cols), or a stack (N, rows, cols) whose planes are filled each on its own (a
+        blob never continues from one plane into the next).
     max_hole_px : int
         Largest blob filled (vessels, buoys, platforms), pixels.
     open_edges : (top, bottom, left, right) of bool
         Edges of this block that are interior to the scene: a blob touching one may continue
         outside the block, so it is not filled. Blobs at the scene's own edges are filled.
     """
-    labels, count = ndimage.label(~water)
+    if water.ndim not in (2, 3):
+        raise ValueError(f"water: expected (rows, cols) or (N, rows, cols), got shape {water.shape}")
+    structure = ndimage.generate_binary_structure(2, 1)
+    if water.ndim == 3:
+        structure = np.stack([np.zeros_like(structure), structure, np.zeros_like(structure)])
+    labels, count = ndimage.label(~water, structure=structure)
     if count == 0:
         return water
     sizes = np.bincount(labels.ravel(), minlength=count + 1)
     fill = sizes <= max_hole_px
     fill[0] = False
     top, bottom, left, right = open_edges
-    for is_open, edge in ((top, labels[0]), (bottom, labels[-1]), (left, labels[:, 0]), (right, labels[:, -1])):
+    edges = (labels[..., 0, :], labels[..., -1, :], labels[..., :, 0], labels[..., :, -1])
+    for is_open, edge in zip((top, bottom, left, right), edges):
         if is_open:
             fill[edge] = False
     return water | fill[labels]
@@ -220,19 +232,7 @@ def chip_land(green: np.ndarray, nir: np.ndarray, *, ndwi_threshold: float = 0.0
     numpy.ndarray of bool
         Same shape as ``green``.
     """
-    green, nir = np.asarray(green, dtype=np.float64), np.asarray(nir, dtype=np.float64)
-    if green.shape != nir.shape or green.ndim not in (2, 3):
-        raise ValueError(f"green, nir: expected equal (N, H, W) or (H, W) shapes, got {green.shape} and {nir.shape}")
-    with np.errstate(invalid="ignore", divide="ignore"):
-        ndwi = (green - nir) / (green + nir)
-    dry = ndwi <= ndwi_threshold  # NaN compares False: no data is not land
-    stacked = dry if dry.ndim == 3 else dry[None]
-    structure = np.zeros((3, 3, 3), dtype=bool)
-    structure[1] = ndimage.generate_binary_structure(2, 1)  # 4-connected within a chip, never across chips
-    labels, count = ndimage.label(stacked, structure=structure)
-    if count == 0:
-        return dry
-    sizes = np.bincount(labels.ravel(), minlength=count + 1)
-    large = sizes > max_hole_px
-    large[0] = False
-    return large[labels].reshape(dry.shape)
+    if np.shape(green) != np.shape(nir) or np.ndim(green) not in (2, 3):
+        raise ValueError(f"green, nir: expected equal (N, H, W) or (H, W) shapes, got {np.shape(green)} and {np.shape(nir)}")
+    dry = ndwi(green, nir) <= ndwi_threshold  # NaN compares False: no data is not land
+    return ~fill_small_holes(~dry, max_hole_px, (False, False, False, False))
