@@ -123,23 +123,12 @@ def test_heading_of_a_geotiff_is_a_true_bearing_with_georeferenced_keypoints(cli
 
 
 def test_heading_of_a_moored_vessel_says_its_wake_lies_on_land(client, model):
-    import json
-    import runpy
-    from pathlib import Path
-
     import rasterio
 
-    from pipeline.chips import cut_chips
     from pipeline.heading import estimate_headings
-    from pipeline.ingest import open_scene
+    from sen2ships_fixtures import vessel_chips
 
-    root = Path(__file__).resolve().parent.parent
-    bench = runpy.run_path(str(root / "benchmarks" / "heading_sen2ships.py"))
-    port = root / "data" / "sen2ships" / "honolulu"
-    coco = json.loads(next(port.glob("*_coco.json")).read_text())
-    found = np.array([bench["mask_axis"](bench["decode_rle"](a["segmentation"])) for a in coco["annotations"]])
-    with open_scene(port) as scene:
-        chips = cut_chips(scene, bench["Centres"](found[:, 0], found[:, 1]), 128, band_names=["B02", "B03", "B04", "B08"])
+    chips, _ = vessel_chips("honolulu")
     on_land = np.flatnonzero(estimate_headings(chips, model).wake_on_land)
     assert on_land.size, "the shipped model reads a pier as a wake in this marina"
     chip = chips[int(on_land[0])]

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import runpy
-from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -12,13 +10,9 @@ import pytest
 
 import pipeline.heading as heading_step
 from models.inference import KeypointPrediction, load_heading_model
-from pipeline.chips import cut_chips
 from pipeline.heading import estimate_headings, wake_land_share
-from pipeline.ingest import open_scene
 from pipeline.water import chip_land
-
-SEN2SHIPS = Path(__file__).resolve().parent.parent / "data" / "sen2ships"
-BENCH = runpy.run_path(str(Path(__file__).resolve().parent.parent / "benchmarks" / "heading_sen2ships.py"))
+from sen2ships_fixtures import BENCH, vessel_chips
 
 
 def _sea(n: int, size: int = 64) -> np.ndarray:
@@ -114,16 +108,14 @@ def port_headings():
     model = load_heading_model(threads=2)
     out = {}
     for port in ("honolulu", "cartagena"):
-        coco = json.loads(next((SEN2SHIPS / port).glob("*_coco.json")).read_text())
-        found = np.array([BENCH["mask_axis"](BENCH["decode_rle"](a["segmentation"])) for a in coco["annotations"]])
-        with open_scene(SEN2SHIPS / port) as scene:
-            chips = cut_chips(scene, BENCH["Centres"](found[:, 0], found[:, 1]), 128, band_names=["B02", "B03", "B04", "B08"])
-        out[port] = (estimate_headings(chips, model), estimate_headings(chips, model, max_wake_land_share=None), found[:, 2])
+        chips, found = vessel_chips(port)
+        out[port] = (estimate_headings(chips, model), estimate_headings(chips, model, max_wake_land_share=None), found[:, 2],
+                     chips)
     return out
 
 
 def test_real_vessels_moored_in_a_marina_get_no_heading(port_headings):
-    checked, unchecked, _ = port_headings["honolulu"]
+    checked, unchecked, _, _ = port_headings["honolulu"]
     # Without the check the pier fingers pass for wakes on some of them; with it none keeps a heading.
     assert (~unchecked.ambiguous).sum() >= 1
     assert (~checked.ambiguous).sum() == 0
@@ -131,7 +123,7 @@ def test_real_vessels_moored_in_a_marina_get_no_heading(port_headings):
 
 
 def test_real_vessels_under_way_keep_headings_along_their_hulls(port_headings):
-    checked, _, axis = port_headings["cartagena"]
+    checked, _, axis, _ = port_headings["cartagena"]
     reported = ~checked.ambiguous
     assert reported.sum() >= 8
     errors = BENCH["axis_error_deg"](checked.heading_grid_deg[reported], axis[reported])
@@ -145,13 +137,8 @@ def test_the_heading_command_says_why_a_moored_vessel_has_no_heading(tmp_path, p
 
     from vesselwatch.cli import app
 
-    checked, unchecked, _ = port_headings["honolulu"]
-    moored = int(np.flatnonzero(checked.wake_on_land & ~unchecked.ambiguous)[0])
-    coco = json.loads(next((SEN2SHIPS / "honolulu").glob("*_coco.json")).read_text())
-    row, col, _, _ = BENCH["mask_axis"](BENCH["decode_rle"](coco["annotations"][moored]["segmentation"]))
-    with open_scene(SEN2SHIPS / "honolulu") as scene:
-        chip = cut_chips(scene, BENCH["Centres"](np.array([row]), np.array([col])), 128,
-                         band_names=["B02", "B03", "B04", "B08"])[0]
+    checked, unchecked, _, chips = port_headings["honolulu"]
+    chip = chips[int(np.flatnonzero(checked.wake_on_land & ~unchecked.ambiguous)[0])]
     path = tmp_path / "moored.tif"
     with rasterio.open(path, "w", driver="GTiff", width=128, height=128, count=4, dtype="float32",
                        crs=chip.crs, transform=chip.transform) as dst:
