@@ -24,3 +24,9 @@ def vessel_chips(port: str, size_px: int = 128) -> tuple[list[Chip], np.ndarray]
     with open_scene(SEN2SHIPS / port) as scene:
         chips = cut_chips(scene, BENCH["Centres"](found[:, 0], found[:, 1]), size_px, band_names=["B02", "B03", "B04", "B08"])
     return chips, found
+
+
+def vessel_masks(port: str) -> list[np.ndarray]:
+    """The labelled vessel masks of ``port`` (bool, scene grid), in the order of :func:`vessel_chips`."""
+    coco = json.loads(next((SEN2SHIPS / port).glob("*_coco.json")).read_text())
+    return [BENCH["decode_rle"](a["segmentation"]) for a in coco["annotations"]]
