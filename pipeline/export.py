@@ -44,6 +44,7 @@ DETECTION_SCHEMA: dict[str, str] = {
     "heading_deg": "float",
     "heading_uncertainty_deg": "float",
     "heading_ambiguous": "bool",
+    "wake_on_land": "bool",
     "pixel_row": "float",
     "pixel_col": "float",
     "nearest_platform_ids": "str",
@@ -163,6 +164,7 @@ def detection_feature(record: DetectionRecord) -> dict[str, Any]:
         "heading_deg": record.heading_deg,
         "heading_uncertainty_deg": record.heading_uncertainty_deg,
         "heading_ambiguous": record.heading_ambiguous,
+        "wake_on_land": record.wake_on_land,
         "pixel_row": record.row,
         "pixel_col": record.col,
     }

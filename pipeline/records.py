@@ -88,6 +88,7 @@ def detection_records(
                 "heading_deg": _optional(headings.heading_deg[i]),
                 "heading_uncertainty_deg": _optional(headings.uncertainty_deg[i]),
                 "heading_ambiguous": bool(headings.ambiguous[i]),
+                "wake_on_land": bool(headings.wake_on_land[i]),
                 "keypoints": headings.keypoints_dict(i),
             }
         records.append(

@@ -71,6 +71,8 @@ detections = sa.Table(
     sa.Column("heading_deg", sa.Float, nullable=True, doc="Clockwise from true north; NULL if unknown."),
     sa.Column("heading_uncertainty_deg", sa.Float, nullable=True, doc="One sigma, degrees."),
     sa.Column("heading_ambiguous", sa.Boolean, nullable=True, doc="True when 180° is unresolved."),
+    sa.Column("wake_on_land", sa.Boolean, nullable=True,
+              doc="True when the heading was withdrawn because the wake the model found lies on land."),
     sa.Column("keypoints_json", sa.Text, nullable=True, doc="Keypoints in lon/lat and chip pixels."),
     sa.Column("enrichment_json", sa.Text, nullable=True, doc="Nearest platform, coast, areas."),
 )
@@ -150,6 +152,7 @@ class DetectionRecord:
     heading_deg: float | None = None
     heading_uncertainty_deg: float | None = None
     heading_ambiguous: bool | None = None
+    wake_on_land: bool | None = None
     keypoints: dict[str, Any] | None = None
     enrichment: dict[str, Any] | None = None
 
@@ -275,11 +278,33 @@ def _create_tables(engine: sa.Engine, attempts: int = 5) -> None:
     for attempt in range(attempts):
         try:
             metadata.create_all(engine)
+            _add_missing_columns(engine)
             return
         except sa.exc.DBAPIError:
             if attempt == attempts - 1:
                 raise
             log.debug("tables created concurrently by another connection; checking again")
+
+
+def _add_missing_columns(engine: sa.Engine) -> None:
+    """Add the nullable columns a database made by an earlier version lacks (``ALTER TABLE ... ADD COLUMN``).
+
+    Columns are only ever added to this schema, and only nullable ones, so an existing store opens with
+    its rows intact: the new fields read ``None`` for what was stored before them.
+    """
+    inspector = sa.inspect(engine)
+    for table in metadata.sorted_tables:
+        present = {column["name"] for column in inspector.get_columns(table.name)}
+        missing = [column for column in table.columns if column.name not in present]
+        for column in missing:
+            if not column.nullable:
+                raise RuntimeError(f"table {table.name!r} lacks the required column {column.name!r}: "
+                                   "this database was made by an incompatible version")
+            spec = sa.schema.CreateColumn(column).compile(dialect=engine.dialect)
+            with engine.begin() as connection:
+                connection.exec_driver_sql(f"ALTER TABLE {engine.dialect.identifier_preparer.quote(table.name)} "
+                                           f"ADD COLUMN {spec}")
+            log.info("added column %s.%s to the store", table.name, column.name)
 
 
 class Store:

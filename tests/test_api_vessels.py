@@ -52,7 +52,7 @@ def _png(array: np.ndarray) -> bytes:
 
 def test_vessel_detail_has_heading_keypoints_nearest_platform_and_alerts(client):
     body = client.get("/vessels/A/0").json()
-    assert body["heading_deg"] == 45.0 and body["heading_ambiguous"] is False
+    assert body["heading_deg"] == 45.0 and body["heading_ambiguous"] is False and body["wake_on_land"] is None
     assert body["nearest_platform"]["platform_ids"] == ["P-A", "P-B"]
     assert [a["id"] for a in body["alerts"]] == ["A/0/555"]
     assert any(link["href"].endswith("/vessels/A/0/chip.png") for link in body["links"])

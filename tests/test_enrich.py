@@ -158,3 +158,23 @@ def test_detection_records_carry_the_enrichment():
     assert record.enrichment == enrichment[0]
     with pytest.raises(ValueError, match="2 enrichment entries"):
         detection_records(metadata, detections, None, enrichment * 2)
+
+
+def test_detection_records_say_when_a_heading_was_withdrawn_for_a_wake_on_land():
+    from types import SimpleNamespace
+
+    from pipeline.heading import HeadingResults
+    from pipeline.records import detection_records
+
+    metadata = SimpleNamespace(product_id="P", acquired=None)
+    detections = SimpleNamespace(row=np.array([1.0, 5.0]), col=np.array([2.0, 6.0]), lon=np.array([3.0, 3.1]),
+                                 lat=np.array([52.0, 52.1]), length_m=np.array([50.0, 60.0]),
+                                 width_m=np.array([9.0, 10.0]), score=np.array([0.8, 0.9]))
+    nan = np.full(2, np.nan)
+    headings = HeadingResults(np.array([np.nan, 45.0]), np.array([np.nan, 3.0]), np.array([True, False]), nan,
+                              np.array([0.99, 0.99]), np.full((2, 4, 2), np.nan), np.full((2, 4), np.nan),
+                              np.full((2, 4), np.nan), wake_on_land=np.array([True, False]))
+    moored, under_way = detection_records(metadata, detections, headings)
+    assert moored.wake_on_land is True and moored.heading_deg is None and moored.heading_ambiguous is True
+    assert under_way.wake_on_land is False and under_way.heading_deg == 45.0
+    assert detection_records(metadata, detections, None)[0].wake_on_land is None  # no heading step ran

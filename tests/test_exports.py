@@ -57,7 +57,9 @@ def _store() -> Store:
             DetectionRecord(detection_id=f"{scene_id}/{i}", scene_id=scene_id, lon=lon[i], lat=lat[i], row=1.0 + i,
                             col=2.0, length_m=80.0, width_m=12.0, score=0.9, acquired=acquired,
                             heading_deg=None if np.isnan(heading[i]) else heading[i], heading_uncertainty_deg=4.0,
-                            heading_ambiguous=bool(i == 1 and scene_id == "S2"), enrichment=enrichment[i])
+                            heading_ambiguous=bool(i == 1 and scene_id == "S2"), enrichment=enrichment[i],
+                            # S1/2's heading was withdrawn (its wake on a quay); S2 as stored before the field existed
+                            wake_on_land=bool(np.isnan(heading[i])) if scene_id == "S1" else None)
             for i in range(len(lon))
         ]
         alerts = find_alerts(vessels_from_records(records), measure)
@@ -138,6 +140,7 @@ def test_geojson_is_valid_rfc7946(tmp_path):
     # lon first: the vessel at (3.123456789 E, 51.5 N) comes out as [3.1234568, 51.5]
     detections = json.loads((tmp_path / "detections.geojson").read_text())["features"]
     assert detections[2]["geometry"]["coordinates"] == [3.1234568, 51.5]
+    assert [f["properties"]["wake_on_land"] for f in detections] == [False, False, True, None, None]
     hole = next(f for f in areas if f["id"] == "HOLE")["geometry"]["coordinates"][0]
     assert len(hole) == 2
 

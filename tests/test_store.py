@@ -70,3 +70,23 @@ def test_many_openers_of_a_new_database_at_once_all_succeed(database_url):  # no
     store = Store.connect(database_url)
     store.replace_scene(_scene("S", 1), [_detection("S", 0)])
     assert store.count_detections() == 1
+
+
+def test_a_store_made_before_a_column_existed_opens_with_its_rows_and_gains_the_column(database_url):  # noqa: F811
+    import sqlalchemy as sa
+
+    store = Store.connect(database_url)
+    store.replace_scene(_scene("OLD", 1), [_detection("OLD", 0)])
+    with store.engine.begin() as connection:  # as an earlier version left it: no wake_on_land column
+        connection.exec_driver_sql("ALTER TABLE detections DROP COLUMN wake_on_land")
+    store.engine.dispose()
+    # Several API workers and flow runs may open it at once; each adds the column or finds it added.
+    assert run_at_once(*[lambda: Store.connect(database_url)] * 4) == []
+    reopened = Store.connect(database_url)
+    assert "wake_on_land" in {c["name"] for c in sa.inspect(reopened.engine).get_columns("detections")}
+    old = reopened.detection("OLD/0")
+    assert old.wake_on_land is None and old.heading_deg == 90.0 and old.keypoints == {"hull": [1.0, 2.0]}
+    moored = DetectionRecord(**{**_detection("NEW", 0).__dict__, "detection_id": "NEW/0", "scene_id": "NEW",
+                                "heading_deg": None, "heading_ambiguous": True, "wake_on_land": True})
+    reopened.replace_scene(_scene("NEW", 1), [moored])
+    assert reopened.detection("NEW/0").wake_on_land is True

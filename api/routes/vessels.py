@@ -126,6 +126,7 @@ def vessel(
         "heading_uncertainty_deg": (_finite(record.heading_uncertainty_deg)
                                     if record.heading_uncertainty_deg is not None else None),
         "heading_ambiguous": record.heading_ambiguous,
+        "wake_on_land": record.wake_on_land,
         "keypoints": record.keypoints,
         "enrichment": enrichment,
         "nearest_platform": _live_nearest(resources, record.lon, record.lat),
