@@ -13,9 +13,11 @@ The direction along the axis (the 180° question) is not labelled. A third table
 independent cue the scenes hold: Sentinel-2 takes B04 about 1.005 s after B02 (or, as we understand
 its staggered focal plane, before it in every other detector module's strip; the sen2ships exports
 carry no detector footprints), so a hull under way sits a fraction of a pixel to a pixel and a half apart in the
-two bands while a moored one does not. ``interband_shift`` fits that displacement on the hull's
-labelled mask; the table gives its size for moored and moving vessels, its axis against the hull's,
-and whether it points along or against each reported heading.
+two bands while a moored one does not. :func:`pipeline.motion.interband_displacement` fits that
+displacement on the hull's labelled mask (dilated by 3 px); the table gives its size for moored and
+moving vessels, its axis against the hull's, whether it points along or against each reported
+heading, and the speed the pipeline's own motion step (:func:`pipeline.motion.measure_motion`, on
+hull pixels it finds itself) reports.
 
 Peers in the same run: ``vesselwatch`` (the pipeline's heading step, land check on) and
 ``vesselwatch, no land check`` (``estimate_headings(..., max_wake_land_share=None)``). Each vessel
@@ -46,12 +48,11 @@ from scipy import ndimage
 from pipeline.chips import cut_chips, detect_and_cut
 from pipeline.heading import HeadingResults, estimate_headings, load_heading_model
 from pipeline.ingest import open_scene
+from pipeline.motion import B02_B04_SECONDS, interband_displacement, measure_motion
 from vesselwatch.settings import Settings
 
 PORTS = ("busan", "cartagena", "casablanca", "honolulu")
 BANDS = ["B02", "B03", "B04", "B08"]
-#: Seconds between the B02 and B04 lines of one detector module (the sign may flip between odd and even modules).
-B02_B04_SECONDS = 1.005
 
 
 @dataclass
@@ -95,39 +96,6 @@ def axis_error_deg(heading_deg: np.ndarray, axis_deg: np.ndarray) -> np.ndarray:
     return np.minimum(d, 180.0 - d)
 
 
-def interband_shift(earlier: np.ndarray, later: np.ndarray, mask: np.ndarray, *, margin: int = 3,
-                    search_px: float = 2.0) -> tuple[float, float]:
-    """Displacement ``(drow, dcol)`` in pixels of ``later`` against ``earlier`` over a hull's mask.
-
-    Least squares over the mask dilated by ``margin`` px: ``later ≈ gain · shift(earlier, d) + offset``
-    (gain and offset absorb the bands' different reflectance), searched on a 0.25 px grid within
-    ``search_px``, then refined to 0.05 px. Positive ``drow`` is down the grid, positive ``dcol`` right.
-    """
-    window = ndimage.binary_dilation(mask, iterations=margin)
-    rows, cols = np.nonzero(window)
-    pad = int(np.ceil(search_px)) + 2
-    r0, r1 = max(rows.min() - pad, 0), min(rows.max() + pad + 1, mask.shape[0])
-    c0, c1 = max(cols.min() - pad, 0), min(cols.max() + pad + 1, mask.shape[1])
-    a, b, inside = earlier[r0:r1, c0:c1].astype(float), later[r0:r1, c0:c1].astype(float), window[r0:r1, c0:c1]
-    target = b[inside]
-
-    def misfit(d_row: float, d_col: float) -> float:
-        moved = ndimage.shift(a, (d_row, d_col), order=3, mode="nearest")[inside]
-        design = np.column_stack([moved, np.ones_like(moved)])
-        residual = target - design @ np.linalg.lstsq(design, target, rcond=None)[0]
-        return float(residual @ residual)
-
-    def best(grid_rows: np.ndarray, grid_cols: np.ndarray) -> tuple[float, float]:
-        costs = np.array([[misfit(dr, dc) for dc in grid_cols] for dr in grid_rows])
-        i, j = np.unravel_index(np.argmin(costs), costs.shape)
-        return float(grid_rows[i]), float(grid_cols[j])
-
-    coarse = np.arange(-search_px, search_px + 1e-9, 0.25)
-    d_row, d_col = best(coarse, coarse)
-    fine = np.arange(-0.25, 0.25 + 1e-9, 0.05)
-    return best(d_row + fine, d_col + fine)
-
-
 def chip_mask(mask: np.ndarray, chip) -> np.ndarray:
     """A scene mask cut to a chip's window (zeros where the window leaves the scene)."""
     out = np.zeros((chip.window.height, chip.window.width), dtype=bool)
@@ -167,9 +135,11 @@ def main() -> None:
         pipeline_rows.append((port, len(found), len(detections), int(found_by_detector.sum()),
                               int((~result.ambiguous).sum()), int(result.wake_on_land.sum())))
         chips += port_chips
-        for chip, mask in zip(port_chips, masks):
-            shifts.append(interband_shift(chip.data[0], chip.data[2], chip_mask(mask, chip)))
-            ground_px_m.append(abs(chip.transform.a) * np.cos(np.radians(chip.center_lat)))  # Web Mercator scale
+        stack = np.stack([chip.data for chip in port_chips])
+        labelled = np.stack([ndimage.binary_dilation(chip_mask(mask, chip), iterations=3)
+                             for chip, mask in zip(port_chips, masks)])
+        shifts += interband_displacement(stack[:, 0], stack[:, 2], labelled)[0].tolist()
+        ground_px_m += [abs(chip.transform.a) * np.cos(np.radians(chip.center_lat)) for chip in port_chips]  # Web Mercator
         axis += found[:, 2].tolist()
         elongation += found[:, 3].tolist()
         ports += [port] * len(found)
@@ -220,12 +190,21 @@ def main() -> None:
         moving = member & (shift_px >= 0.6)
         along = axis_error_deg(shift_bearing[moving], axis[moving]) <= 20.0
         print(f"| {name} | {member.sum()} | {np.median(shift_px[member]):.2f} px | {moving.sum()} | {along.sum()} |")
+    motion = measure_motion(chips)
+    print("\n| pipeline motion step (speed reported) | vessels | with a speed | speed median | range |")
+    print("|---|---:|---:|---:|---:|")
+    for name, member in groups.items():
+        speeds = motion.speed_kn[member & np.isfinite(motion.speed_kn)]
+        span = f"{speeds.min():.0f}–{speeds.max():.0f} kn" if speeds.size else "—"
+        median_kn = f"{np.median(speeds):.0f} kn" if speeds.size else "—"
+        print(f"| {name} | {member.sum()} | {speeds.size} | {median_kn} | {span} |")
     turn = np.abs((shift_bearing - default.heading_grid_deg + 180.0) % 360.0 - 180.0)
     print("\nreported headings against the B02 → B04 displacement (scene, vessel, heading in the grid, "
-          "displacement px / kn if B04 is 1.005 s later, angle between them):")
+          "displacement px / kn, angle between them, pipeline speed):")
     for i in reported:
         print(f"  {ports[i]} {i - np.flatnonzero(ports == ports[i])[0]}: {default.heading_grid_deg[i]:.0f}°, "
-              f"{shift_px[i]:.2f} px / {speed_kn[i]:.0f} kn toward {shift_bearing[i]:.0f}°, {turn[i]:.0f}°")
+              f"{shift_px[i]:.2f} px / {speed_kn[i]:.0f} kn toward {shift_bearing[i]:.0f}°, {turn[i]:.0f}°, "
+              f"{motion.speed_kn[i]:.1f} kn")
     print("\nreported (scene, vessel index, heading in the grid, axis error):",
           ", ".join(f"{ports[i]} {i - np.flatnonzero(ports == ports[i])[0]} {default.heading_grid_deg[i]:.0f}° "
                     f"{axis_error_deg(default.heading_grid_deg[i], axis[i]):.1f}°" for i in reported))
