@@ -1,7 +1,7 @@
 """The ``process-scene`` flow: one Sentinel-2 product from disk to rows in the store.
 
 Read top to bottom, it is the product's straight line: ingest → detect → chips → heading →
-enrich → alerts → store. Each task calls one plain function of :mod:`pipeline`; the flow adds
+speed → enrich → alerts → store. Each task calls one plain function of :mod:`pipeline`; the flow adds
 logging, retries and the run record in Prefect, nothing else.
 """
 
@@ -20,6 +20,7 @@ from pipeline.dedup import DEFAULT_OVERLAP_RADIUS_M
 from pipeline.enrich import enrich_detections
 from pipeline.heading import estimate_headings, load_heading_model
 from pipeline.ingest import open_scene
+from pipeline.motion import Motion, measure_motion
 from pipeline.records import detection_records, scene_record
 from pipeline.reference import ReferenceLayers, load_reference_layers
 from pipeline.store import AlertRecord, DetectionRecord, Store
@@ -65,6 +66,12 @@ def infer_headings(chips: list, settings: Settings):
 
 
 @task(cache_policy=NO_CACHE)
+def measure_speeds(chips: list) -> Motion:
+    """Speed and axis of motion of hulls under way, from their shift between B02 and B04 (about 1 s apart)."""
+    return measure_motion(chips)
+
+
+@task(cache_policy=NO_CACHE)
 def load_reference(settings: Settings) -> ReferenceLayers:
     """Platforms, protected areas and coastline named by the settings (bundled demo sets by default)."""
     return load_reference_layers(
@@ -82,9 +89,9 @@ def enrich(found: SceneDetections, layers: ReferenceLayers) -> list[dict]:
 
 
 @task(cache_policy=NO_CACHE)
-def build_records(found: SceneDetections, headings, enrichment: list[dict]) -> list[DetectionRecord]:
+def build_records(found: SceneDetections, headings, enrichment: list[dict], motion: Motion) -> list[DetectionRecord]:
     """The scene's detections as store records (deterministic ids)."""
-    return detection_records(found.metadata, found.detections, headings, enrichment)
+    return detection_records(found.metadata, found.detections, headings, enrichment, motion)
 
 
 @task(cache_policy=NO_CACHE)
@@ -126,9 +133,13 @@ def process_scene(product_path: str, database_url: str | None = None) -> Process
     seconds["heading"] = time.perf_counter() - started
 
     started = time.perf_counter()
+    motion = measure_speeds(found.chips)
+    seconds["motion"] = time.perf_counter() - started
+
+    started = time.perf_counter()
     layers = load_reference(settings)
     enrichment = enrich(found, layers)
-    records = build_records(found, headings, enrichment)
+    records = build_records(found, headings, enrichment, motion)
     seconds["enrich"] = time.perf_counter() - started
 
     started = time.perf_counter()

@@ -19,10 +19,10 @@ Severity of an approach: ``high`` when the heading is resolved and at least half
 ``medium`` when at least ``0.2`` of the samples enter (an ambiguous heading with one whole cone
 entering scores 0.5, so it is ``medium`` at most); ``low`` otherwise (only the edge of the cone).
 
-Time to entry is ``entry_km / speed`` when a speed is known. One image gives a heading but no
-speed (a speed would need a wake-length model calibrated on real wakes, which vesselwatch does not
-claim); without one ``time_to_entry_min`` is ``None`` and the alert says so in
-``time_to_entry_note``. Alert ids are ``<detection_id>/area/<area_id>``, so re-processing a scene
+Time to entry is ``entry_km / speed`` when a speed is known. From imagery the speed is the hull's
+shift between B02 and B04 (:mod:`pipeline.motion`), measurable above about 11 kn at 10 m; it is used
+only when its axis of motion runs along the heading (within ``MAX_SPEED_AXIS_MISMATCH_DEG``).
+Without one ``time_to_entry_min`` is ``None`` and the alert says so in ``time_to_entry_note``. Alert ids are ``<detection_id>/area/<area_id>``, so re-processing a scene
 replaces its alerts instead of adding new ones.
 
 Examples
@@ -64,7 +64,10 @@ SEVERITIES = ("critical", "high", "medium", "low")
 #: One knot in km/h.
 KNOT_KM_H = 1.852
 #: Why an alert has no time to entry.
-NO_SPEED_NOTE = "no speed: a heading from one image gives no speed, so no time to entry"
+NO_SPEED_NOTE = ("no speed: the hull did not move measurably between the image's bands (below about 11 kn), "
+                 "or not along its heading, so no time to entry")
+#: Largest angle between a measured axis of motion and the heading for the speed to be used, degrees.
+MAX_SPEED_AXIS_MISMATCH_DEG = 30.0
 
 
 @dataclass(frozen=True)
@@ -152,12 +155,12 @@ def vessels_from_records(records: Sequence[DetectionRecord], speed_kn: ArrayLike
     """The :class:`Vessels` of stored detection records (``None`` headings become NaN).
 
     Speeds come from ``speed_kn`` when given, else from an ``enrichment["speed_kn"]`` a record
-    may carry (an AIS match, a calibrated wake-length estimate); imagery alone leaves them NaN.
+    may carry (the motion step's inter-band speed, an AIS match). A speed whose
+    ``enrichment["motion_axis_deg"]`` is more than ``MAX_SPEED_AXIS_MISMATCH_DEG`` off the heading's
+    axis is not used (the hull moved across its heading: one of the two is wrong).
     """
     if speed_kn is None:
-        speed_kn = [
-            np.nan if (r.enrichment or {}).get("speed_kn") is None else float(r.enrichment["speed_kn"]) for r in records
-        ]
+        speed_kn = [_record_speed(r) for r in records]
 
     def column(name: str) -> NDArray[np.float64]:
         return np.array([np.nan if getattr(r, name) is None else getattr(r, name) for r in records], dtype=np.float64)
@@ -173,6 +176,19 @@ def vessels_from_records(records: Sequence[DetectionRecord], speed_kn: ArrayLike
         speed_kn=speed_kn,
         acquired=[r.acquired for r in records],
     )
+
+
+def _record_speed(record: DetectionRecord) -> float:
+    """Speed over ground of a stored detection, knots; NaN when unknown or not along its heading."""
+    enrichment = record.enrichment or {}
+    if enrichment.get("speed_kn") is None:
+        return np.nan
+    axis, heading = enrichment.get("motion_axis_deg"), record.heading_deg
+    if axis is not None and heading is not None and math.isfinite(heading):
+        mismatch = abs((float(axis) - heading + 90.0) % 180.0 - 90.0)
+        if mismatch > MAX_SPEED_AXIS_MISMATCH_DEG:
+            return np.nan
+    return float(enrichment["speed_kn"])
 
 
 def cone_bearings_deg(

@@ -55,6 +55,8 @@ DETECTION_SCHEMA: dict[str, str] = {
     "near_area_ids": "str",
     "nearest_area_id": "str",
     "nearest_area_km": "float",
+    "speed_kn": "float",
+    "motion_axis_deg": "float",
 }
 ALERT_SCHEMA: dict[str, str] = {
     "alert_id": "str",

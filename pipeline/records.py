@@ -63,6 +63,7 @@ def detection_records(
     detections: Any,
     headings: Any | None = None,
     enrichment: Sequence[dict[str, Any]] | None = None,
+    motion: Any | None = None,
 ) -> list[DetectionRecord]:
     """Store rows for a scene's detections, with headings and enrichment when those steps ran.
 
@@ -76,9 +77,17 @@ def detection_records(
         :class:`pipeline.heading.HeadingResults` aligned with ``detections``, or ``None``.
     enrichment
         One JSON-ready dict per detection (:meth:`pipeline.enrich.Enrichment.as_dicts`), or ``None``.
+    motion
+        :class:`pipeline.motion.Motion` aligned with ``detections``, or ``None``; its ``speed_kn``
+        and ``motion_axis_deg`` join each detection's enrichment.
     """
     if enrichment is not None and len(enrichment) != len(detections.row):
         raise ValueError(f"{len(enrichment)} enrichment entries for {len(detections.row)} detections")
+    if motion is not None:
+        if len(motion) != len(detections.row):
+            raise ValueError(f"{len(motion)} motion entries for {len(detections.row)} detections")
+        enrichment = [{**(enrichment[i] if enrichment is not None else {}), **measured}
+                      for i, measured in enumerate(motion.as_dicts())]
     ids = detection_ids(metadata.product_id, detections.row, detections.col)
     records = []
     for i, detection_id in enumerate(ids):

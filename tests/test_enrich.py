@@ -178,3 +178,23 @@ def test_detection_records_say_when_a_heading_was_withdrawn_for_a_wake_on_land()
     assert moored.wake_on_land is True and moored.heading_deg is None and moored.heading_ambiguous is True
     assert under_way.wake_on_land is False and under_way.heading_deg == 45.0
     assert detection_records(metadata, detections, None)[0].wake_on_land is None  # no heading step ran
+
+
+def test_detection_records_carry_the_measured_speed_beside_the_enrichment():
+    from types import SimpleNamespace
+
+    from pipeline.motion import Motion
+    from pipeline.records import detection_records
+
+    metadata = SimpleNamespace(product_id="P", acquired=None)
+    detections = SimpleNamespace(row=np.array([1.0, 5.0]), col=np.array([2.0, 6.0]), lon=np.array([3.0, 3.1]),
+                                 lat=np.array([52.0, 52.1]), length_m=np.array([50.0, 60.0]),
+                                 width_m=np.array([9.0, 10.0]), score=np.array([0.8, 0.9]))
+    motion = Motion(np.array([[0.0, 1.04], [0.1, 0.0]]), np.array([20.04, np.nan]), np.array([91.96, np.nan]))
+    moving, moored = detection_records(metadata, detections, None, [{"coast_km": 1.0}, {"coast_km": 2.0}], motion)
+    assert moving.enrichment == {"coast_km": 1.0, "speed_kn": 20.0, "motion_axis_deg": 92.0}
+    assert moored.enrichment == {"coast_km": 2.0, "speed_kn": None, "motion_axis_deg": None}
+    alone = detection_records(metadata, detections, None, None, motion)[0]
+    assert alone.enrichment == {"speed_kn": 20.0, "motion_axis_deg": 92.0}
+    with pytest.raises(ValueError, match="1 motion entries for 2 detections"):
+        detection_records(metadata, detections, None, None, Motion(np.zeros((1, 2)), np.zeros(1), np.zeros(1)))

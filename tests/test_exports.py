@@ -53,6 +53,8 @@ def _store() -> Store:
         ("S2", T1, [179.45, -179.45], [-16.5, -16.5], [90.0, 270.0]),
     ):
         enrichment = enrich_positions(lon, lat, areas=measure).as_dicts()
+        if scene_id == "S1":  # the motion step measured the first vessel's speed (axis along its 45° heading)
+            enrichment[0] |= {"speed_kn": 14.2, "motion_axis_deg": 44.0}
         records = [
             DetectionRecord(detection_id=f"{scene_id}/{i}", scene_id=scene_id, lon=lon[i], lat=lat[i], row=1.0 + i,
                             col=2.0, length_m=80.0, width_m=12.0, score=0.9, acquired=acquired,
@@ -141,6 +143,7 @@ def test_geojson_is_valid_rfc7946(tmp_path):
     detections = json.loads((tmp_path / "detections.geojson").read_text())["features"]
     assert detections[2]["geometry"]["coordinates"] == [3.1234568, 51.5]
     assert [f["properties"]["wake_on_land"] for f in detections] == [False, False, True, None, None]
+    assert [f["properties"]["speed_kn"] for f in detections] == [14.2, None, None, None, None]
     hole = next(f for f in areas if f["id"] == "HOLE")["geometry"]["coordinates"][0]
     assert len(hole) == 2
 
