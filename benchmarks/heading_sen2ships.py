@@ -12,8 +12,8 @@ sen2ships labels vessel *masks*, not headings, so this measures what a mask can 
 The direction along the axis (the 180° question) is not labelled. A third table gives the one
 independent cue the scenes hold: Sentinel-2 takes B04 about 1.005 s after B02 (or, as we understand
 its staggered focal plane, before it in every other detector module's strip; the sen2ships exports
-carry no detector footprints), so a hull under way sits a fraction of a pixel to a pixel and a half apart in the
-two bands while a moored one does not. :func:`pipeline.motion.interband_displacement` fits that
+carry no detector footprints), so a hull under way sits up to a pixel and a half apart in the two
+bands while a moored one does not. :func:`pipeline.motion.interband_displacement` fits that
 displacement on the hull's labelled mask (dilated by 3 px); the table gives its size for moored and
 moving vessels, its axis against the hull's, whether it points along or against each reported
 heading, and the speed the pipeline's own motion step (:func:`pipeline.motion.measure_motion`, on
@@ -48,7 +48,7 @@ from scipy import ndimage
 from pipeline.chips import cut_chips, detect_and_cut
 from pipeline.heading import HeadingResults, estimate_headings, load_heading_model
 from pipeline.ingest import open_scene
-from pipeline.motion import B02_B04_SECONDS, interband_displacement, measure_motion
+from pipeline.motion import B02_B04_SECONDS, KNOT_M_S, interband_displacement, measure_motion
 from vesselwatch.settings import Settings
 
 PORTS = ("busan", "cartagena", "casablanca", "honolulu")
@@ -177,7 +177,7 @@ def main() -> None:
     shifts = np.array(shifts)
     shift_px = np.hypot(shifts[:, 0], shifts[:, 1])
     shift_bearing = np.degrees(np.arctan2(shifts[:, 1], -shifts[:, 0])) % 360.0
-    speed_kn = shift_px * np.array(ground_px_m) / B02_B04_SECONDS / 0.514444
+    speed_kn = shift_px * np.array(ground_px_m) / B02_B04_SECONDS / KNOT_M_S
     groups = {
         "heading reported": ~default.ambiguous,
         "heading withdrawn, wake on land (moored)": default.wake_on_land,

@@ -1,8 +1,8 @@
 """The ``process-scene`` flow: one Sentinel-2 product from disk to rows in the store.
 
 Read top to bottom, it is the product's straight line: ingest → detect → chips → heading →
-speed → enrich → alerts → store. Each task calls one plain function of :mod:`pipeline`; the flow adds
-logging, retries and the run record in Prefect, nothing else.
+speed → enrich → alerts → store. Each task calls one plain function of :mod:`pipeline`; the flow
+adds logging, retries and the run record in Prefect, nothing else.
 """
 
 from __future__ import annotations

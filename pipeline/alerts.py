@@ -22,8 +22,9 @@ entering scores 0.5, so it is ``medium`` at most); ``low`` otherwise (only the e
 Time to entry is ``entry_km / speed`` when a speed is known. From imagery the speed is the hull's
 shift between B02 and B04 (:mod:`pipeline.motion`), measurable above about 11 kn at 10 m; it is used
 only when its axis of motion runs along the heading (within ``MAX_SPEED_AXIS_MISMATCH_DEG``).
-Without one ``time_to_entry_min`` is ``None`` and the alert says so in ``time_to_entry_note``. Alert ids are ``<detection_id>/area/<area_id>``, so re-processing a scene
-replaces its alerts instead of adding new ones.
+Without one ``time_to_entry_min`` is ``None`` and the alert says so in ``time_to_entry_note``.
+Alert ids are ``<detection_id>/area/<area_id>``, so re-processing a scene replaces its alerts
+instead of adding new ones.
 
 Examples
 --------
