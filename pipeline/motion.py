@@ -268,9 +268,10 @@ def measure_motion(chips: Sequence[Any], *, min_shift_px: float = MIN_SHIFT_PX, 
         measurable = ((shift_px >= min_shift_px) & (np.abs(displacement).max(axis=1) < search_px - 0.05)
                       & (elongation >= MIN_ELONGATION) & (mismatch <= MAX_AXIS_MISMATCH_DEG)
                       & (explained >= MIN_EXPLAINED))
-    metres_per_px = np.array([abs(c.transform.a) / map_units_per_metre(c.crs, c.transform, c.data.shape[2],
-                                                                        c.data.shape[1]) for c in chips])
+    metres_per_px = np.array([np.nan if c.crs is None else  # no grid, no metres: no speed
+                              abs(c.transform.a) / map_units_per_metre(c.crs, c.transform, c.data.shape[2], c.data.shape[1])
+                              for c in chips])
     speed = np.where(measurable, shift_px * metres_per_px / B02_B04_SECONDS / KNOT_M_S, np.nan)
     grid_north = np.array([c.grid_north_deg for c in chips])
-    axis = np.where(measurable, (grid_bearing + grid_north) % 180.0, np.nan)
+    axis = np.where(np.isfinite(speed), (grid_bearing + grid_north) % 180.0, np.nan)
     return Motion(displacement, speed, axis)

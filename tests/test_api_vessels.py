@@ -87,6 +87,7 @@ def test_heading_of_an_uploaded_png_is_the_model_answer(client, model):
     expected = predict_keypoints(model, np.moveaxis(rgb.astype(np.float32) / 255.0, -1, 0), ["B04", "B03", "B02"])
     assert body["georeferenced"] is False and body["format"] == "png"
     assert body["wake_on_land"] is False  # no NIR, no NDWI: never checked
+    assert body["speed_kn"] is None and body["motion_axis_deg"] is None  # no grid, no metres
     assert body["ambiguous"] == bool(expected.ambiguous[0])
     if np.isfinite(expected.heading_grid_deg[0]):
         assert body["heading_deg"] == pytest.approx(float(expected.heading_grid_deg[0]), abs=1e-6)
@@ -141,9 +142,29 @@ def test_heading_of_a_moored_vessel_says_its_wake_lies_on_land(client, model):
         content = memory.read()
     body = client.post("/heading", files={"file": ("moored.tif", content, "image/tiff")}).json()
     assert body["wake_on_land"] is True and body["heading_deg"] is None and body["ambiguous"] is True
+    assert body["speed_kn"] is None  # moored: no shift between B02 and B04
     off = client.post("/heading?land_check=false", files={"file": ("moored.tif", content, "image/tiff")}).json()
     assert off["wake_on_land"] is False
     assert off["heading_grid_deg"] == pytest.approx(float(unchecked.heading_grid_deg[0]), abs=1e-3)
+
+
+def test_heading_of_a_vessel_under_way_comes_with_its_speed(client):
+    import rasterio
+
+    from sen2ships_fixtures import vessel_chips
+
+    chips, _ = vessel_chips("cartagena")
+    chip = chips[2]  # under way in the anchorage, a bright wake behind it
+    with rasterio.MemoryFile() as memory:
+        with memory.open(driver="GTiff", width=128, height=128, count=4, dtype="float32", crs=chip.crs,
+                         transform=chip.transform, compress="deflate", predictor=3) as dataset:
+            dataset.write(chip.data.astype("float32"))
+            dataset.descriptions = ("B02", "B03", "B04", "B08")
+        content = memory.read()
+    body = client.post("/heading", files={"file": ("moving.tif", content, "image/tiff")}).json()
+    assert 20.0 <= body["speed_kn"] <= 40.0
+    along = abs((body["motion_axis_deg"] - body["heading_deg"] + 90.0) % 180.0 - 90.0)
+    assert along <= 20.0
 
 
 def test_bad_uploads_are_problems(client):

@@ -148,6 +148,7 @@ def test_the_heading_command_says_why_a_moored_vessel_has_no_heading(tmp_path, p
     assert result.exit_code == 0, result.output
     out = json.loads(result.output)
     assert out["wake_on_land"] is True and out["ambiguous"] is True and out["heading_deg"] is None
+    assert out["speed_kn"] is None and out["motion_axis_deg"] is None  # moored: it did not move between bands
     unchecked = CliRunner().invoke(app, ["heading", str(path), "--no-land-check"])
     assert unchecked.exit_code == 0, unchecked.output
     assert json.loads(unchecked.output)["wake_on_land"] is False

@@ -44,6 +44,11 @@ class HeadingAnswer(BaseModel):
     wake_on_land: bool = Field(False, description="The wake the model found lies on land (a quay, a pier the "
                                                   "vessel is moored against): heading withdrawn. Checked where the "
                                                   "chip has B03 and B08.")
+    speed_kn: float | None = Field(None, description="Speed over ground from the hull's shift between B02 and B04 "
+                                                     "(about 1 s apart), knots; null below about 11 kn, without "
+                                                     "those bands or without georeferencing.")
+    motion_axis_deg: float | None = Field(None, description="True bearing of the axis of motion, 0-180 degrees "
+                                                            "(the direction along it comes from the wake).")
     georeferenced: bool
     grid_north_deg: float | None = None
     keypoints: dict[str, Keypoint | None]
@@ -158,6 +163,7 @@ def heading(
                       invalid_params=[("file", "too large")])
     chip = decode_chip(content)
     from pipeline.heading import MAX_WAKE_LAND_SHARE, estimate_headings
+    from pipeline.motion import measure_motion
 
     grid_north = 0.0
     georeferenced = chip.crs is not None
@@ -171,6 +177,7 @@ def heading(
                            transform=chip.transform, crs=chip.crs)
     # An un-georeferenced chip keeps grid up as north and NaN lon/lat.
     result = estimate_headings([item], model, max_wake_land_share=MAX_WAKE_LAND_SHARE if land_check else None)
+    motion = measure_motion([item]).as_dicts()[0]
     lon, lat = result.keypoints_lon[0], result.keypoints_lat[0]
     names = model.config.keypoint_names
     keypoints: dict[str, Keypoint | None] = {}
@@ -185,6 +192,8 @@ def heading(
         ambiguous=bool(result.ambiguous[0]),
         wake_probability=float(result.wake_probability[0]),
         wake_on_land=bool(result.wake_on_land[0]),
+        speed_kn=motion["speed_kn"],
+        motion_axis_deg=motion["motion_axis_deg"],
         georeferenced=georeferenced,
         grid_north_deg=grid_north if georeferenced else None,
         keypoints=keypoints,

@@ -139,11 +139,13 @@ def register(app: typer.Typer) -> None:
         taken as north (``georeferenced: false``).
         """
         from pipeline.heading import MAX_WAKE_LAND_SHARE, estimate_headings, load_heading_model
+        from pipeline.motion import measure_motion
 
         try:
             chip = read_chip(chip_path)
             model = load_heading_model(weights, fast=False if eager else None)
             result = estimate_headings([chip], model, tta=tta, max_wake_land_share=MAX_WAKE_LAND_SHARE if land_check else None)
+            motion = measure_motion([chip])
         except (VesselwatchError, ValueError) as error:
             typer.echo(f"vesselwatch heading: {error}", err=True)
             raise typer.Exit(code=2) from error
@@ -160,6 +162,7 @@ def register(app: typer.Typer) -> None:
             "ambiguous": bool(result.ambiguous[0]),
             "wake_probability": _num(result.wake_probability[0], 3),
             "wake_on_land": bool(result.wake_on_land[0]),
+            **motion.as_dicts()[0],
             "georeferenced": bool(chip.georeferenced),
             "keypoints": result.keypoints_dict(0) if chip.georeferenced else {
                 name: (None if v is None else {"x": v["x"], "y": v["y"]}) for name, v in result.keypoints_dict(0).items()
