@@ -115,7 +115,7 @@ def main() -> None:
     logging.getLogger("rasterio").setLevel(logging.ERROR)  # the Web Mercator GeoTIFF keys warn on every open
 
     model = load_heading_model(args.weights)
-    chips, axis, elongation, ports, shifts, ground_px_m = [], [], [], [], [], []
+    chips, axis, elongation, ports, shifts, green_shifts, ground_px_m = [], [], [], [], [], [], []
     pipeline_rows = []
     for port in PORTS:
         port_dir = args.data / port
@@ -139,6 +139,7 @@ def main() -> None:
         labelled = np.stack([ndimage.binary_dilation(chip_mask(mask, chip), iterations=3)
                              for chip, mask in zip(port_chips, masks)])
         shifts += interband_displacement(stack[:, 0], stack[:, 2], labelled)[0].tolist()
+        green_shifts += interband_displacement(stack[:, 0], stack[:, 1], labelled)[0].tolist()
         ground_px_m += [abs(chip.transform.a) * np.cos(np.radians(chip.center_lat)) for chip in port_chips]  # Web Mercator
         axis += found[:, 2].tolist()
         elongation += found[:, 3].tolist()
@@ -190,6 +191,13 @@ def main() -> None:
         moving = member & (shift_px >= 0.6)
         along = axis_error_deg(shift_bearing[moving], axis[moving]) <= 20.0
         print(f"| {name} | {member.sum()} | {np.median(shift_px[member]):.2f} px | {moving.sum()} | {along.sum()} |")
+    moving = shift_px >= 0.6
+    green = np.array(green_shifts)
+    share = (green[moving] * shifts[moving]).sum(axis=1) / shift_px[moving] ** 2
+    print(f"\nB03, recorded between B02 and B04: on the {moving.sum()} hulls displaced ≥ 0.6 px it lies at "
+          f"{np.median(share):.2f} of the B04 displacement (median; quartiles {np.percentile(share, 25):.2f}–"
+          f"{np.percentile(share, 75):.2f}); motion predicts about half-way (as we understand the MSI's timing, "
+          "B03 is recorded about midway between B02 and B04).")
     motion = measure_motion(chips)
     print("\n| pipeline motion step (speed reported) | vessels | with a speed | speed median | range |")
     print("|---|---:|---:|---:|---:|")
