@@ -18,8 +18,8 @@ Method, per chip (all chips in one vectorised pass):
    centre (the detector's 30 % rule for hull pixels), dilated by 3 px. A hull of more than 400 px
    or reaching the crop's edge (merged with a quay) is not fitted.
 2. **Fit**: ``B04 ≈ gain · shift(B02, d) + offset`` by least squares over the hull (gain and offset
-   absorb the bands' reflectances), ``d`` searched on a 0.5 px grid within 2.25 px, then refined on
-   0.2 and 0.05 px grids around the best; shifts are applied in the Fourier domain on a 48 px crop
+   absorb the bands' reflectances), ``d`` searched on a 0.75 px grid within 2.25 px, then refined
+   on 0.2 and 0.05 px grids around the best; shifts are applied in the Fourier domain on a 48 px crop
    around the centre.
 3. **Speed**: ``|d| × pixel size / 1.005 s`` (ground metres, so Web Mercator grids are scaled),
    reported when the hull is at least 2× longer than wide, ``|d| ≥ min_shift_px`` (0.6 px: on the
@@ -160,8 +160,8 @@ def interband_displacement(earlier: np.ndarray, later: np.ndarray, masks: np.nda
 
     ``earlier``, ``later``: ``(N, H, W)`` bands; ``masks``: ``(N, H, W)`` bool, where to fit (a
     hull and a margin of sea). Least squares of ``later ≈ gain · shift(earlier, d) + offset`` over
-    the mask, ``d`` on a 0.5 px grid within ``search_px``, refined on a 0.2 px grid (± 0.4 px) and a
-    0.05 px grid (± 0.15 px) around the best so far. Returns the
+    the mask, ``d`` on a 7 × 7 grid spanning ``± search_px``, refined on a 0.2 px grid (± 0.4 px)
+    and a 0.05 px grid (± 0.15 px) around the best so far. Returns the
     ``(N, 2)`` displacements (positive ``drow`` down the grid, positive ``dcol`` right) and the
     ``(N,)`` share of ``later``'s variance over the mask the fit explains (R²); NaN for masks of
     fewer than 3 pixels.
@@ -196,7 +196,7 @@ def interband_displacement(earlier: np.ndarray, later: np.ndarray, masks: np.nda
                 best_cost[better], best[better] = cost[better], trial[better]
         return best, best_cost
 
-    coarse = np.arange(-search_px, search_px + 1e-9, 0.5)
+    coarse = np.linspace(-search_px, search_px, 7)
     found, cost = search(coarse, coarse, np.zeros((m, 2)))
     for step, reach in ((0.2, 0.4), (0.05, 0.15)):  # refine: every point of a finer grid around the best so far
         around = np.arange(-reach, reach + 1e-9, step)
