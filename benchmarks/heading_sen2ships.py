@@ -45,6 +45,7 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage
 
+from geo.angles import axis_difference_deg
 from pipeline.chips import cut_chips, detect_and_cut
 from pipeline.heading import HeadingResults, estimate_headings, load_heading_model
 from pipeline.ingest import open_scene
@@ -92,8 +93,7 @@ def mask_axis(mask: np.ndarray) -> tuple[float, float, float, float]:
 
 def axis_error_deg(heading_deg: np.ndarray, axis_deg: np.ndarray) -> np.ndarray:
     """Angle between a heading and an undirected axis, degrees in [0, 90]."""
-    d = np.mod(np.asarray(heading_deg) - np.asarray(axis_deg), 180.0)
-    return np.minimum(d, 180.0 - d)
+    return axis_difference_deg(heading_deg, axis_deg)
 
 
 def chip_mask(mask: np.ndarray, chip) -> np.ndarray:

@@ -51,6 +51,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from geo.angles import axis_difference_deg
 from pipeline.records import alert_id
 from pipeline.reference import AreaMeasure
 from pipeline.store import AlertRecord, DetectionRecord
@@ -186,8 +187,7 @@ def _record_speed(record: DetectionRecord) -> float:
         return np.nan
     axis, heading = enrichment.get("motion_axis_deg"), record.heading_deg
     if axis is not None and heading is not None and math.isfinite(heading):
-        mismatch = abs((float(axis) - heading + 90.0) % 180.0 - 90.0)
-        if mismatch > MAX_SPEED_AXIS_MISMATCH_DEG:
+        if axis_difference_deg(float(axis), heading) > MAX_SPEED_AXIS_MISMATCH_DEG:
             return np.nan
     return float(enrichment["speed_kn"])
 

@@ -45,6 +45,7 @@ from typing import Any
 import numpy as np
 from scipy import ndimage
 
+from geo.angles import axis_difference_deg
 from pipeline.water import map_units_per_metre
 
 __all__ = ["B02_B04_SECONDS", "MIN_SHIFT_PX", "Motion", "hull_axes", "hull_masks", "interband_displacement", "measure_motion"]
@@ -55,9 +56,9 @@ B02_B04_SECONDS = 1.005
 MIN_SHIFT_PX = 0.6
 #: One knot in metres per second.
 KNOT_M_S = 1852.0 / 3600.0
-#: Crop around the chip centre in which hulls are fitted, pixels (longer hulls are cut to it).
+#: Crop around the chip centre in which hulls are fitted, pixels (a hull reaching its edge is not fitted).
 CROP_PX = 48
-#: Largest displacement searched, pixels per axis (2.25 px at 10 m in 1.005 s is 44 kn).
+#: Largest displacement measured, pixels (2.25 px at 10 m in 1.005 s is 44 kn).
 SEARCH_PX = 2.25
 #: A hull must be at least this elongated (long / short axis) to have an axis to move along.
 MIN_ELONGATION = 2.0
@@ -80,8 +81,8 @@ class Motion:
         ``(N, 2)`` ``(drow, dcol)`` of the hull in B04 against B02, chip pixels (row down, col right);
         NaN where the chip has no B02/B04 or no hull.
     speed_kn : numpy.ndarray
-        ``(N,)`` speed over ground, knots; NaN when the displacement is below ``MIN_SHIFT_PX`` (not
-        measurable), at the search edge, or unknown.
+        ``(N,)`` speed over ground, knots; NaN where :func:`measure_motion`'s gates say the motion
+        is not measurable (slow, round or merged hull, off-axis shift, poor fit, no metric grid).
     axis_deg : numpy.ndarray
         ``(N,)`` true bearing of the axis of motion, degrees clockwise from north in [0, 180); NaN
         where ``speed_kn`` is.
@@ -98,7 +99,7 @@ class Motion:
         """One JSON-ready ``{"speed_kn", "motion_axis_deg"}`` per chip (``None`` when unknown), rounded."""
         return [
             {"speed_kn": None if not np.isfinite(s) else round(float(s), 1),
-             "motion_axis_deg": None if not np.isfinite(a) else round(float(a), 1)}
+             "motion_axis_deg": None if not np.isfinite(a) else round(float(a), 1) % 180.0}
             for s, a in zip(self.speed_kn, self.axis_deg)
         ]
 
@@ -245,7 +246,8 @@ def measure_motion(chips: Sequence[Any], *, min_shift_px: float = MIN_SHIFT_PX, 
     ``MIN_ELONGATION``, displaced at least ``min_shift_px`` and less than the search edge, along its
     own long axis (within ``MAX_AXIS_MISMATCH_DEG``; off-axis shifts are quays, piers or noise),
     with a fit explaining at least ``MIN_EXPLAINED`` of B04's variance. Chips without B02, B04
-    and B08 get NaN. See the module docstring for the method and limits.
+    and B08, or without a projected CRS (``crs=None`` or lon/lat), get NaN speeds. See the module
+    docstring for the method and limits.
     """
     n = len(chips)
     displacement = np.full((n, 2), np.nan)
@@ -264,12 +266,13 @@ def measure_motion(chips: Sequence[Any], *, min_shift_px: float = MIN_SHIFT_PX, 
                                                      search_px=search_px)
     shift_px = np.hypot(displacement[:, 0], displacement[:, 1])
     grid_bearing = np.degrees(np.arctan2(displacement[:, 1], -displacement[:, 0])) % 180.0
-    mismatch = np.abs((grid_bearing - hull_axis + 90.0) % 180.0 - 90.0)
+    mismatch = axis_difference_deg(grid_bearing, hull_axis)
     with np.errstate(invalid="ignore"):
-        measurable = ((shift_px >= min_shift_px) & (np.abs(displacement).max(axis=1) < search_px - 0.05)
+        measurable = ((shift_px >= min_shift_px) & (shift_px < search_px - 0.05)
                       & (elongation >= MIN_ELONGATION) & (mismatch <= MAX_AXIS_MISMATCH_DEG)
                       & (explained >= MIN_EXPLAINED))
-    metres_per_px = np.array([np.nan if c.crs is None else  # no grid, no metres: no speed
+    # No grid, or degrees (a pixel's metres differ along rows and columns): no speed.
+    metres_per_px = np.array([np.nan if c.crs is None or c.crs.is_geographic else
                               abs(c.transform.a) / map_units_per_metre(c.crs, c.transform, c.data.shape[2], c.data.shape[1])
                               for c in chips])
     speed = np.where(measurable, shift_px * metres_per_px / B02_B04_SECONDS / KNOT_M_S, np.nan)

@@ -79,15 +79,20 @@ def detection_records(
         One JSON-ready dict per detection (:meth:`pipeline.enrich.Enrichment.as_dicts`), or ``None``.
     motion
         :class:`pipeline.motion.Motion` aligned with ``detections``, or ``None``; its ``speed_kn``
-        and ``motion_axis_deg`` join each detection's enrichment.
+        and ``motion_axis_deg`` join each detection's enrichment where the enrichment has no value
+        for them yet (a speed from elsewhere, an AIS match, is kept).
     """
     if enrichment is not None and len(enrichment) != len(detections.row):
         raise ValueError(f"{len(enrichment)} enrichment entries for {len(detections.row)} detections")
     if motion is not None:
         if len(motion) != len(detections.row):
             raise ValueError(f"{len(motion)} motion entries for {len(detections.row)} detections")
-        enrichment = [{**(enrichment[i] if enrichment is not None else {}), **measured}
-                      for i, measured in enumerate(motion.as_dicts())]
+        merged = []
+        for i, measured in enumerate(motion.as_dicts()):
+            entry = dict(enrichment[i]) if enrichment is not None else {}
+            entry.update({key: value for key, value in measured.items() if entry.get(key) is None})
+            merged.append(entry)
+        enrichment = merged
     ids = detection_ids(metadata.product_id, detections.row, detections.col)
     records = []
     for i, detection_id in enumerate(ids):

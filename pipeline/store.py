@@ -283,14 +283,16 @@ def _create_tables(engine: sa.Engine, attempts: int = 5) -> None:
         except sa.exc.DBAPIError:
             if attempt == attempts - 1:
                 raise
-            log.debug("tables created concurrently by another connection; checking again")
+            log.debug("tables or columns added concurrently by another connection; checking again")
 
 
 def _add_missing_columns(engine: sa.Engine) -> None:
     """Add the nullable columns a database made by an earlier version lacks (``ALTER TABLE ... ADD COLUMN``).
 
     Columns are only ever added to this schema, and only nullable ones, so an existing store opens with
-    its rows intact: the new fields read ``None`` for what was stored before them.
+    its rows intact: the new fields read ``None`` for what was stored before them. The role opening
+    an older store needs the right to alter its tables; on PostgreSQL the change waits at most 30 s
+    for the table's lock (then fails with a clear error rather than hang behind a long transaction).
     """
     inspector = sa.inspect(engine)
     for table in metadata.sorted_tables:
@@ -302,6 +304,8 @@ def _add_missing_columns(engine: sa.Engine) -> None:
                                    "this database was made by an incompatible version")
             spec = sa.schema.CreateColumn(column).compile(dialect=engine.dialect)
             with engine.begin() as connection:
+                if engine.dialect.name == "postgresql":
+                    connection.exec_driver_sql("SET LOCAL lock_timeout = '30s'")
                 connection.exec_driver_sql(f"ALTER TABLE {engine.dialect.identifier_preparer.quote(table.name)} "
                                            f"ADD COLUMN {spec}")
             log.info("added column %s.%s to the store", table.name, column.name)

@@ -208,7 +208,7 @@ def test_a_measured_speed_is_used_only_when_the_hull_moved_along_its_heading():
 
     base = dict(scene_id="S", lon=0.05, lat=0.0, row=1.0, col=1.0, length_m=50.0, width_m=9.0, score=0.9,
                 heading_deg=90.0, heading_uncertainty_deg=2.0, heading_ambiguous=False)
-    records = [  # the motion step gives an axis, not a direction: 272° runs along a 90° heading
+    records = [  # the motion step gives an axis, 0-180°: 92° runs along a 90° heading, as would 272°
         DetectionRecord(detection_id="S/0", enrichment={"speed_kn": 20.0, "motion_axis_deg": 92.0}, **base),
         DetectionRecord(detection_id="S/1", enrichment={"speed_kn": 20.0, "motion_axis_deg": 178.0}, **base),
         DetectionRecord(detection_id="S/2", enrichment={"speed_kn": None, "motion_axis_deg": None}, **base),
@@ -219,3 +219,6 @@ def test_a_measured_speed_is_used_only_when_the_hull_moved_along_its_heading():
     assert along.time_to_entry_min == pytest.approx(along.entry_km / (20.0 * 1.852) * 60.0)
     assert across.time_to_entry_min is None and across.details["time_to_entry_note"] == NO_SPEED_NOTE
     assert slow.time_to_entry_min is None
+    westward = DetectionRecord(detection_id="S/3", enrichment={"speed_kn": 20.0, "motion_axis_deg": 88.0},
+                               **{**base, "heading_deg": 272.0})
+    assert vessels_from_records([westward]).speed_kn[0] == 20.0  # an axis has no direction

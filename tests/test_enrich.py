@@ -160,16 +160,22 @@ def test_detection_records_carry_the_enrichment():
         detection_records(metadata, detections, None, enrichment * 2)
 
 
-def test_detection_records_say_when_a_heading_was_withdrawn_for_a_wake_on_land():
+def _two_detections():
+    """Scene metadata and two detections, as the pipeline hands them to :func:`detection_records`."""
     from types import SimpleNamespace
-
-    from pipeline.heading import HeadingResults
-    from pipeline.records import detection_records
 
     metadata = SimpleNamespace(product_id="P", acquired=None)
     detections = SimpleNamespace(row=np.array([1.0, 5.0]), col=np.array([2.0, 6.0]), lon=np.array([3.0, 3.1]),
                                  lat=np.array([52.0, 52.1]), length_m=np.array([50.0, 60.0]),
                                  width_m=np.array([9.0, 10.0]), score=np.array([0.8, 0.9]))
+    return metadata, detections
+
+
+def test_detection_records_say_when_a_heading_was_withdrawn_for_a_wake_on_land():
+    from pipeline.heading import HeadingResults
+    from pipeline.records import detection_records
+
+    metadata, detections = _two_detections()
     nan = np.full(2, np.nan)
     headings = HeadingResults(np.array([np.nan, 45.0]), np.array([np.nan, 3.0]), np.array([True, False]), nan,
                               np.array([0.99, 0.99]), np.full((2, 4, 2), np.nan), np.full((2, 4), np.nan),
@@ -181,19 +187,16 @@ def test_detection_records_say_when_a_heading_was_withdrawn_for_a_wake_on_land()
 
 
 def test_detection_records_carry_the_measured_speed_beside_the_enrichment():
-    from types import SimpleNamespace
-
     from pipeline.motion import Motion
     from pipeline.records import detection_records
 
-    metadata = SimpleNamespace(product_id="P", acquired=None)
-    detections = SimpleNamespace(row=np.array([1.0, 5.0]), col=np.array([2.0, 6.0]), lon=np.array([3.0, 3.1]),
-                                 lat=np.array([52.0, 52.1]), length_m=np.array([50.0, 60.0]),
-                                 width_m=np.array([9.0, 10.0]), score=np.array([0.8, 0.9]))
+    metadata, detections = _two_detections()
     motion = Motion(np.array([[0.0, 1.04], [0.1, 0.0]]), np.array([20.04, np.nan]), np.array([91.96, np.nan]))
     moving, moored = detection_records(metadata, detections, None, [{"coast_km": 1.0}, {"coast_km": 2.0}], motion)
     assert moving.enrichment == {"coast_km": 1.0, "speed_kn": 20.0, "motion_axis_deg": 92.0}
     assert moored.enrichment == {"coast_km": 2.0, "speed_kn": None, "motion_axis_deg": None}
+    from_ais = detection_records(metadata, detections, None, [{"speed_kn": 9.0}, {"speed_kn": 12.0}], motion)
+    assert [r.enrichment["speed_kn"] for r in from_ais] == [9.0, 12.0]  # a speed already known is kept
     alone = detection_records(metadata, detections, None, None, motion)[0]
     assert alone.enrichment == {"speed_kn": 20.0, "motion_axis_deg": 92.0}
     with pytest.raises(ValueError, match="1 motion entries for 2 detections"):

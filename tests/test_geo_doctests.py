@@ -8,7 +8,7 @@ import importlib
 import pytest
 
 MODULES = ["geo.validation", "geo.unit_vectors", "geo.haversine", "geo.cube_cells", "geo.nearest",
-           "geo.coastline", "geo.areas"]
+           "geo.coastline", "geo.areas", "geo.angles"]
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -96,6 +96,15 @@ def test_measure_motion_refuses_shifts_across_the_hull_round_hulls_and_missing_b
     assert np.isnan(measure_motion(rgb).speed_kn).all() and len(measure_motion([])) == 0
 
 
+def test_measure_motion_refuses_shifts_past_the_search_and_grids_in_degrees():
+    too_fast = measure_motion(_chips((-1.7, 1.7), bearing_deg=45.0))  # 2.4 px: past the 2.25 px searched
+    assert np.isnan(too_fast.speed_kn[0])
+    lonlat = _chips((0.0, 1.0))
+    lonlat[0].crs = CRS.from_epsg(4326)
+    lonlat[0].transform = Affine(1e-4, 0.0, 3.0, 0.0, -1e-4, 52.0)
+    assert np.isnan(measure_motion(lonlat).speed_kn[0])
+
+
 def test_measure_motion_uses_ground_metres_on_a_web_mercator_grid():
     utm = measure_motion(_chips((0.0, 1.0)))
     mercator = measure_motion(_chips((0.0, 1.0), crs="EPSG:3857", pixel=10.0))  # y = 5.8e6: about 46° N
