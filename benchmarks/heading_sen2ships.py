@@ -50,6 +50,7 @@ from pipeline.chips import cut_chips, detect_and_cut
 from pipeline.heading import HeadingResults, estimate_headings, load_heading_model
 from pipeline.ingest import open_scene
 from pipeline.motion import B02_B04_SECONDS, KNOT_M_S, interband_displacement, measure_motion
+from pipeline.water import map_units_per_metre
 from vesselwatch.settings import Settings
 
 PORTS = ("busan", "cartagena", "casablanca", "honolulu")
@@ -140,7 +141,8 @@ def main() -> None:
                              for chip, mask in zip(port_chips, masks)])
         shifts += interband_displacement(stack[:, 0], stack[:, 2], labelled)[0].tolist()
         green_shifts += interband_displacement(stack[:, 0], stack[:, 1], labelled)[0].tolist()
-        ground_px_m += [abs(chip.transform.a) * np.cos(np.radians(chip.center_lat)) for chip in port_chips]  # Web Mercator
+        ground_px_m += [abs(chip.transform.a) / map_units_per_metre(chip.crs, chip.transform, 128, 128)
+                        for chip in port_chips]
         axis += found[:, 2].tolist()
         elongation += found[:, 3].tolist()
         ports += [port] * len(found)
