@@ -74,11 +74,13 @@ def test_sse_stream_delivers_alerts_stored_after_connecting_and_resumes_by_event
             _store_scene_with_alert(store, "E", "critical")
 
         writer = threading.Thread(target=later)
-        writer.start()
         events = []
         with client.stream("GET", "/alerts/stream",
                            params={"poll_s": 0.05, "max_events": 1, "idle_timeout_s": 10}) as response:
             assert response.headers["content-type"].startswith("text/event-stream")
+            # Store only once the stream has answered (its cursor is set): a loaded CI machine took
+            # longer than the writer's 0.4 s to connect, and the alert then counted as stored before.
+            writer.start()
             block: dict[str, str] = {}
             for line in response.iter_lines():
                 if line.startswith(("event:", "id:", "data:")):
