@@ -257,13 +257,12 @@ def measure_motion(chips: Sequence[Any], *, min_shift_px: float = MIN_SHIFT_PX, 
     names = list(chips[0].band_names)
     index = [names.index(b) for b in ("B02", "B04", "B08")]
     # Crop each chip before stacking (a full tile's whole chips would hold 150 MB more).
-    blue, red, nir = np.moveaxis(np.stack([_crop(chip.data[index], CROP_PX) for chip in chips]), 1, 0)
-    bands = np.stack([blue, red, nir], axis=1)
+    bands = np.stack([_crop(chip.data[index], CROP_PX) for chip in chips])  # (N, 3, CROP_PX, CROP_PX)
     core = hull_masks(bands, margin_px=0)
     hull_axis, elongation = hull_axes(core)
     core[elongation < MIN_ELONGATION] = False  # no axis to move along: not fitted
-    displacement, explained = interband_displacement(blue, red, ndimage.binary_dilation(core, _PLANE_8, 3),
-                                                     search_px=search_px)
+    displacement, explained = interband_displacement(bands[:, 0], bands[:, 1],
+                                                     ndimage.binary_dilation(core, _PLANE_8, 3), search_px=search_px)
     shift_px = np.hypot(displacement[:, 0], displacement[:, 1])
     grid_bearing = np.degrees(np.arctan2(displacement[:, 1], -displacement[:, 0])) % 180.0
     mismatch = axis_difference_deg(grid_bearing, hull_axis)
@@ -271,11 +270,14 @@ def measure_motion(chips: Sequence[Any], *, min_shift_px: float = MIN_SHIFT_PX, 
         measurable = ((shift_px >= min_shift_px) & (shift_px < search_px - 0.05)
                       & (elongation >= MIN_ELONGATION) & (mismatch <= MAX_AXIS_MISMATCH_DEG)
                       & (explained >= MIN_EXPLAINED))
-    # No grid, or degrees (a pixel's metres differ along rows and columns): no speed.
-    metres_per_px = np.array([np.nan if c.crs is None or c.crs.is_geographic else
-                              abs(c.transform.a) / map_units_per_metre(c.crs, c.transform, c.data.shape[2], c.data.shape[1])
-                              for c in chips])
-    speed = np.where(measurable, shift_px * metres_per_px / B02_B04_SECONDS / KNOT_M_S, np.nan)
+    # Ground metres per pixel, only where a speed is reported (a projection per chip is slow); no grid,
+    # or degrees (a pixel's metres differ along rows and columns): no speed.
+    metres_per_px = np.full(n, np.nan)
+    for i in np.flatnonzero(measurable):
+        c = chips[i]
+        if c.crs is not None and not c.crs.is_geographic:
+            metres_per_px[i] = abs(c.transform.a) / map_units_per_metre(c.crs, c.transform, c.data.shape[2], c.data.shape[1])
+    speed = shift_px * metres_per_px / B02_B04_SECONDS / KNOT_M_S
     grid_north = np.array([c.grid_north_deg for c in chips])
     axis = np.where(np.isfinite(speed), (grid_bearing + grid_north) % 180.0, np.nan)
     return Motion(displacement, speed, axis)
