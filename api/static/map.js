@@ -61,7 +61,7 @@
     var id = encodeURI(feature.id);
     return "<b>Vessel " + escapeHtml(feature.id) + "</b>" +
       table(p, ["acquired", "length_m", "heading_deg", "heading_uncertainty_deg", "heading_ambiguous",
-                "wake_on_land", "nearest_platform_ids", "nearest_platform_km", "score"]) +
+                "wake_on_land", "speed_kn", "nearest_platform_ids", "nearest_platform_km", "score"]) +
       "<img class='chip' alt='chip of " + escapeHtml(feature.id) + "' src='/vessels/" + id + "/chip.png'>" +
       "<a href='/vessels/" + id + "' target='_blank'>details</a>";
   }
