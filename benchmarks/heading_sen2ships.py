@@ -46,10 +46,11 @@ import numpy as np
 from scipy import ndimage
 
 from geo.angles import axis_difference_deg
+from geo.earth import KNOT_M_S
 from pipeline.chips import cut_chips, detect_and_cut
 from pipeline.heading import HeadingResults, estimate_headings, load_heading_model
 from pipeline.ingest import open_scene
-from pipeline.motion import B02_B04_SECONDS, KNOT_M_S, interband_displacement, measure_motion
+from pipeline.motion import B02_B04_SECONDS, interband_displacement, measure_motion
 from pipeline.water import map_units_per_metre
 from vesselwatch.settings import Settings
 

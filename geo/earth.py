@@ -10,6 +10,13 @@ from __future__ import annotations
 
 from pyproj import Geod
 
+#: The international nautical mile, metres (one minute of arc of latitude, rounded by definition).
+NAUTICAL_MILE_M: float = 1852.0
+#: One knot (a nautical mile per hour), metres per second.
+KNOT_M_S: float = NAUTICAL_MILE_M / 3600.0
+#: One knot, kilometres per hour.
+KNOT_KM_H: float = NAUTICAL_MILE_M / 1000.0
+
 #: Mean Earth radius (IUGG R1 of WGS84), kilometres.
 EARTH_RADIUS_KM: float = 6371.0088
 

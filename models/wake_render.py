@@ -32,6 +32,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from geo.earth import KNOT_M_S
+
 __all__ = [
     "KELVIN_HALF_ANGLE_DEG",
     "VesselSpec",
@@ -45,7 +47,6 @@ __all__ = [
 #: Kelvin's deep-water wake half-angle, arcsin(1/3), degrees.
 KELVIN_HALF_ANGLE_DEG = math.degrees(math.asin(1.0 / 3.0))
 GRAVITY_M_S2 = 9.81
-KNOT_M_S = 1852.0 / 3600.0
 
 # Reflectance added by a fully covered hull pixel, per band (typical deck/superstructure, TOA-like).
 _HULL_REFLECTANCE = {"B02": 0.10, "B03": 0.12, "B04": 0.13, "B08": 0.24, "B8A": 0.23, "B11": 0.17, "B12": 0.13}

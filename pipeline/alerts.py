@@ -52,6 +52,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from geo.angles import axis_difference_deg
+from geo.earth import KNOT_KM_H
 from pipeline.records import alert_id
 from pipeline.reference import AreaMeasure
 from pipeline.store import AlertRecord, DetectionRecord
@@ -63,8 +64,6 @@ __all__ = ["AlertRules", "Vessels", "alerts_for_records", "find_alerts", "vessel
 
 #: Severity levels, most urgent first.
 SEVERITIES = ("critical", "high", "medium", "low")
-#: One knot in km/h.
-KNOT_KM_H = 1.852
 #: Why an alert has no time to entry.
 NO_SPEED_NOTE = ("no speed: the hull did not move measurably between the image's bands (below about 11 kn), "
                  "or not along its heading, so no time to entry")

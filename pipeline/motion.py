@@ -46,6 +46,7 @@ import numpy as np
 from scipy import ndimage
 
 from geo.angles import axis_difference_deg
+from geo.earth import KNOT_M_S
 from pipeline.water import map_units_per_metre
 
 __all__ = ["B02_B04_SECONDS", "MIN_SHIFT_PX", "Motion", "hull_axes", "hull_masks", "interband_displacement", "measure_motion"]
@@ -54,8 +55,6 @@ __all__ = ["B02_B04_SECONDS", "MIN_SHIFT_PX", "Motion", "hull_axes", "hull_masks
 B02_B04_SECONDS = 1.005
 #: Smallest displacement reported as motion, pixels (below it moored hulls and noise mix).
 MIN_SHIFT_PX = 0.6
-#: One knot in metres per second.
-KNOT_M_S = 1852.0 / 3600.0
 #: Crop around the chip centre in which hulls are fitted, pixels (a hull reaching its edge is not fitted).
 CROP_PX = 48
 #: Largest displacement measured, pixels (2.25 px at 10 m in 1.005 s is 44 kn).

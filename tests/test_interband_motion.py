@@ -11,9 +11,9 @@ from affine import Affine
 from rasterio.crs import CRS
 from scipy import ndimage
 
+from geo.earth import KNOT_M_S
 from pipeline.motion import (
     B02_B04_SECONDS,
-    KNOT_M_S,
     hull_axes,
     hull_masks,
     interband_displacement,
