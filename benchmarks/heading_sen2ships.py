@@ -50,7 +50,7 @@ from geo.earth import KNOT_M_S
 from pipeline.chips import cut_chips, detect_and_cut
 from pipeline.heading import HeadingResults, estimate_headings, load_heading_model
 from pipeline.ingest import open_scene
-from pipeline.motion import B02_B04_SECONDS, interband_displacement, measure_motion
+from pipeline.motion import B02_B04_SECONDS, hull_axes, interband_displacement, measure_motion
 from pipeline.water import map_units_per_metre
 from vesselwatch.settings import Settings
 
@@ -84,13 +84,10 @@ def decode_rle(segmentation: dict | str) -> np.ndarray:
 def mask_axis(mask: np.ndarray) -> tuple[float, float, float, float]:
     """Centroid ``(row, col)`` in pixel coordinates (pixel edges), long-axis grid bearing mod 180° and elongation."""
     rows, cols = np.nonzero(mask)
-    row, col = rows.mean() + 0.5, cols.mean() + 0.5
-    if len(rows) < 3:
-        return row, col, np.nan, 1.0
-    eigenvalues, vectors = np.linalg.eigh(np.cov(np.vstack([cols, rows])))
-    vx, vy = vectors[:, 1]
-    axis = float(np.degrees(np.arctan2(vx, -vy)) % 180.0)
-    return row, col, axis, float(np.sqrt(eigenvalues[1] / max(eigenvalues[0], 1e-9)))
+    r0, c0 = rows.min(), cols.min()
+    box = mask[r0:rows.max() + 1, c0:cols.max() + 1]
+    bearing, elongation = hull_axes(box[None])  # the motion step's own estimator
+    return rows.mean() + 0.5, cols.mean() + 0.5, float(bearing[0]), float(elongation[0])
 
 
 def axis_error_deg(heading_deg: np.ndarray, axis_deg: np.ndarray) -> np.ndarray:
