@@ -26,7 +26,8 @@ Rows: every chip with a wake (a missed wake counts as a miss in "within 10°"), 
 than 25 m, the rest, the chips with a wake split by how visible it is (``wake SNR``: the
 matched-filter signal-to-clutter ratio of the wake against the chip's own noise, swell, glint and
 cloud, measured on a wake-free twin of each chip, :func:`models.wake_chips.wake_snr`; below 5,
-the Rose criterion, even an ideal observer cannot tell a wake from clutter with certainty), and
+the Rose criterion for white clutter, the wake is faint against the chip's pixel spread; how much
+of it an observer that knows the wake can still find is ``benchmarks/heading_ceiling.py``), and
 chips without a wake (only the ambiguity flag is scored), and every heading the model reports on
 any chip ("reported headings": the share a user can trust; one reported on a chip without a wake
 counts as wrong), and those of them not flagged ambiguous (sigma within the configured limit).

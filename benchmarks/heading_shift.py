@@ -7,7 +7,7 @@ every other random choice stays as close as the generator allows). The rise in "
 field is reverted is what that shift costs.
 
 Columns: % of chips with a wake whose heading is within 10° (a missed wake counts as a miss), its
-change against the held-out row, the share of wakes below SNR 5 (invisible: see
+change against the held-out row, the share of wakes below SNR 5 (faint: see
 :func:`models.wake_chips.wake_snr`), within 10° on the SNR 5-20 band, and on visible wakes (SNR ≥ 5).
 
 Usage::
@@ -46,7 +46,7 @@ def score(model: HeadingModel, ranges: ChipRanges, count: int, chip_size: int) -
     band = visible & (snr < CLEAR_WAKE_SNR)
     return {
         "within_10_pct": 100.0 * hit[wake].mean(),
-        "invisible_pct": 100.0 * np.count_nonzero(wake & ~visible) / max(wake.sum(), 1),
+        "faint_pct": 100.0 * np.count_nonzero(wake & ~visible) / max(wake.sum(), 1),
         "band_pct": 100.0 * hit[band].mean() if band.any() else float("nan"),
         "band_n": float(band.sum()),
         "visible_pct": 100.0 * hit[visible].mean() if visible.any() else float("nan"),
@@ -74,7 +74,7 @@ def main() -> None:
     print(header)
     print("-" * len(header))
     for label, m in rows:
-        print(f"{label:<40} {m['within_10_pct']:6.1f} {m['within_10_pct'] - base:+6.1f} {m['invisible_pct']:8.1f} "
+        print(f"{label:<40} {m['within_10_pct']:6.1f} {m['within_10_pct'] - base:+6.1f} {m['faint_pct']:8.1f} "
               f"{m['band_pct']:11.1f} {m['band_n']:7.0f} {m['visible_pct']:12.1f}")
 
 
