@@ -138,11 +138,9 @@ def oracle_heading_deg(
 def draw_with_wakes(seed: int, count: int, ranges: ChipRanges, size: int) -> dict[str, np.ndarray]:
     """The chips :func:`models.wake_chips.draw_chips` draws for ``seed`` (identical), with each wake kept."""
     children = np.random.SeedSequence(seed).spawn(count)
-    chips = [draw_chip(np.random.default_rng(c), ranges, size, keep_wake_signal=True) for c in children]
+    chips = [draw_chip(np.random.default_rng(c), ranges, size, keep_vessel_signal=True) for c in children]
     return {
         "data": np.stack([c.data for c in chips]),
-        "wake_signal": np.stack([c.extras["wake_signal"] for c in chips]),
-        "wake_free": np.stack([c.extras["wake_free"] for c in chips]),
         "vessel_signal": np.stack([c.extras["vessel_signal"] for c in chips]),
         "vessel_free": np.stack([c.extras["vessel_free"] for c in chips]),
         "centre_px": np.array([c.extras["centre_px"] for c in chips], dtype=np.float64),

@@ -325,7 +325,7 @@ def wake_snr(wake_signal: np.ndarray, wake_free: np.ndarray, window_px: int = 64
 
 def draw_chip(
     rng: np.random.Generator, ranges: ChipRanges = TRAIN_RANGES, size: int = 64, pixel_m: float = 10.0,
-    *, measure_wake: bool = False, keep_wake_signal: bool = False,
+    *, measure_wake: bool = False, keep_vessel_signal: bool = False,
 ) -> SyntheticChip:
     """Draw one synthetic chip with a vessel near its centre and the truth to learn from.
 
@@ -343,19 +343,15 @@ def draw_chip(
         Also draw the chip's wake-free twin (same random draws, wake contrast 0) and store the
         wake's visibility, :func:`wake_snr`, in ``extras["wake_snr"]`` (0 without a wake). The chip
         itself is the same either way; drawing takes about twice as long.
-    keep_wake_signal : bool
-        Implies ``measure_wake``; also keep, for an observer that knows the wake exactly
-        (``benchmarks/heading_ceiling.py``), ``extras["wake_reflectance"]``: the wake alone as the
-        renderer drew it, ``(bands, size, size)`` float32 reflectance before any radiometry (all
-        zero without a wake), ``extras["wake_signal"]``: the chip minus its wake-free twin on the
-        pixels the wake covers (the wake as it appears in the chip: after cloud, path radiance and
-        contrast stretch), ``extras["wake_free"]``: the twin (the chip itself without a wake),
-        ``extras["vessel_signal"]``: the chip minus the same chip drawn without this vessel, on the
-        pixels its hull and wake cover, ``extras["vessel_free"]``: that chip without the vessel, and
-        ``extras["centre_px"]``: the hull centre ``(x, y)``, pixels, the
-        point the wake turns about when the heading changes.
+    keep_vessel_signal : bool
+        Implies ``measure_wake``; also keep, for an observer told the vessel exactly
+        (``benchmarks/heading_ceiling.py``), ``extras["vessel_signal"]``: the chip minus the same chip
+        drawn without this vessel, on the pixels its hull and wake cover (the vessel as it appears in
+        the chip: after cloud, path radiance and contrast stretch), ``extras["vessel_free"]``: that
+        chip without the vessel, and ``extras["centre_px"]``: the hull centre ``(x, y)``, pixels, the
+        point the vessel turns about when the heading changes.
     """
-    measure_wake = measure_wake or keep_wake_signal
+    measure_wake = measure_wake or keep_vessel_signal
     sea, sea_info = _sea(rng, ranges, size)
     length = float(math.exp(rng.uniform(math.log(ranges.length_m[0]), math.log(ranges.length_m[1]))))
     beam = length / _uniform(rng, ranges.length_to_beam)
@@ -378,21 +374,18 @@ def draw_chip(
             speed_kn=float(rng.uniform(0, 20)), has_wake=bool(rng.random() < 0.7),
         )
         render_vessel(sea, BAND_NAMES, other, pixel_m=pixel_m, rng=rng)
-    vessel_free = sea.copy() if keep_wake_signal else None
+    vessel_free = sea.copy() if keep_vessel_signal else None
     twin = (sea.copy(), copy.deepcopy(rng)) if measure_wake and has_wake else None
     truth = render_vessel(sea, BAND_NAMES, spec, pixel_m=pixel_m, rng=rng)
     keypoints = clip_keypoints_to_chip(truth.as_array(), size)
     visible = np.all(np.isfinite(keypoints), axis=-1)
     radiometry_rng = copy.deepcopy(rng) if twin is not None else None
-    rng_before_radiometry = copy.deepcopy(rng) if keep_wake_signal else None
+    rng_before_radiometry = copy.deepcopy(rng) if keep_vessel_signal else None
     data, info = _radiometry(rng, ranges, sea)
     extras = {**sea_info, **info}
     if measure_wake:
         extras["wake_snr"] = 0.0
-    if keep_wake_signal:
-        extras["wake_reflectance"] = np.zeros_like(sea)
-        extras["wake_signal"] = np.zeros_like(data)
-        extras["wake_free"] = data
+    if keep_vessel_signal:
         extras["centre_px"] = (spec.x, spec.y)
         free_data, _ = _radiometry(rng_before_radiometry, ranges, vessel_free)
         vessel_support = np.any(sea != vessel_free, axis=0)
@@ -401,14 +394,8 @@ def draw_chip(
     if twin is not None:
         twin_sea, twin_rng = twin
         render_vessel(twin_sea, BAND_NAMES, replace(spec, wake_gain=0.0), pixel_m=pixel_m, rng=twin_rng)
-        if keep_wake_signal:
-            extras["wake_reflectance"] = (sea - twin_sea).astype(np.float32)
         twin_data, _ = _radiometry(radiometry_rng, ranges, twin_sea)
         extras["wake_snr"] = wake_snr(data - twin_data, twin_data)
-        if keep_wake_signal:
-            support = np.any(extras["wake_reflectance"] != 0.0, axis=0)
-            extras["wake_signal"] = np.where(support[None], data - twin_data, 0.0).astype(np.float32)
-            extras["wake_free"] = twin_data
     return SyntheticChip(
         data=data, keypoints=keypoints, visible=visible, heading_grid_deg=heading, length_m=length,
         speed_kn=speed, has_wake=has_wake, extras=extras,
