@@ -90,11 +90,6 @@ def mask_axis(mask: np.ndarray) -> tuple[float, float, float, float]:
     return rows.mean() + 0.5, cols.mean() + 0.5, float(bearing[0]), float(elongation[0])
 
 
-def axis_error_deg(heading_deg: np.ndarray, axis_deg: np.ndarray) -> np.ndarray:
-    """Angle between a heading and an undirected axis, degrees in [0, 90]."""
-    return axis_difference_deg(heading_deg, axis_deg)
-
-
 def chip_mask(mask: np.ndarray, chip) -> np.ndarray:
     """A scene mask cut to a chip's window (zeros where the window leaves the scene)."""
     out = np.zeros((chip.window.height, chip.window.width), dtype=bool)
@@ -158,9 +153,9 @@ def main() -> None:
         for scene in (*PORTS, "all"):
             inside = np.ones(len(chips), bool) if scene == "all" else ports == scene
             reported = inside & ~result.ambiguous
-            err = axis_error_deg(result.heading_grid_deg[reported], axis[reported])
+            err = axis_difference_deg(result.heading_grid_deg[reported], axis[reported])
             long = reported & (elongation >= 2.0)
-            err_long = axis_error_deg(result.heading_grid_deg[long], axis[long])
+            err_long = axis_difference_deg(result.heading_grid_deg[long], axis[long])
 
             def pct(e: np.ndarray, limit: float) -> str:
                 return f"{np.mean(e <= limit) * 100:.0f}%" if e.size else "—"
@@ -189,7 +184,7 @@ def main() -> None:
     print("|---|---:|---:|---:|---:|")
     for name, member in groups.items():
         moving = member & (shift_px >= 0.6)
-        along = axis_error_deg(shift_bearing[moving], axis[moving]) <= 20.0
+        along = axis_difference_deg(shift_bearing[moving], axis[moving]) <= 20.0
         print(f"| {name} | {member.sum()} | {np.median(shift_px[member]):.2f} px | {moving.sum()} | {along.sum()} |")
     moving = shift_px >= 0.6
     green = np.array(green_shifts)
@@ -215,7 +210,7 @@ def main() -> None:
               f"{motion.speed_kn[i]:.1f} kn")
     print("\nreported (scene, vessel index, heading in the grid, axis error):",
           ", ".join(f"{ports[i]} {i - np.flatnonzero(ports == ports[i])[0]} {default.heading_grid_deg[i]:.0f}° "
-                    f"{axis_error_deg(default.heading_grid_deg[i], axis[i]):.1f}°" for i in reported))
+                    f"{axis_difference_deg(default.heading_grid_deg[i], axis[i]):.1f}°" for i in reported))
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ from pipeline.ingest import open_scene
 
 ROOT = Path(__file__).resolve().parent.parent
 SEN2SHIPS = ROOT / "data" / "sen2ships"
-#: The helpers of ``benchmarks/heading_sen2ships.py`` (decode_rle, mask_axis, Centres, axis_error_deg).
+#: The helpers of ``benchmarks/heading_sen2ships.py`` (decode_rle, mask_axis, Centres).
 BENCH = runpy.run_path(str(ROOT / "benchmarks" / "heading_sen2ships.py"))
 
 
