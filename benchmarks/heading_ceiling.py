@@ -135,8 +135,8 @@ def oracle_heading_deg(
     return float(np.mod(heading_grid_deg + offsets[int(np.argmax(score))], 360.0))
 
 
-def draw_with_wakes(seed: int, count: int, ranges: ChipRanges, size: int) -> dict[str, np.ndarray]:
-    """The chips :func:`models.wake_chips.draw_chips` draws for ``seed`` (identical), with each wake kept."""
+def draw_with_vessels(seed: int, count: int, ranges: ChipRanges, size: int) -> dict[str, np.ndarray]:
+    """The chips :func:`models.wake_chips.draw_chips` draws for ``seed`` (identical), each with its vessel kept."""
     children = np.random.SeedSequence(seed).spawn(count)
     chips = [draw_chip(np.random.default_rng(c), ranges, size, keep_vessel_signal=True) for c in children]
     return {
@@ -169,24 +169,21 @@ def main(argv: list[str] | None = None) -> None:
 
     started = time.perf_counter()
     ranges = TRAIN_RANGES if args.train_ranges else HELDOUT_RANGES
-    chips = draw_with_wakes(args.seed, args.count, ranges, args.chip_size)
+    chips = draw_with_vessels(args.seed, args.count, ranges, args.chip_size)
     wake = chips["visible"][:, 1]
     truth = chips["heading_grid_deg"]
     model = load_heading_model(args.weights)
     pred = predict_keypoints(model, chips["data"], BAND_NAMES)
     model_err = angular_error_deg(pred.heading_grid_deg, truth)
-    # (name, signal the observer is told, its clutter spectrum from the twin?)
-    variants = {
-        "vessel, clutter from the chip": ("vessel_signal", False),
-        "vessel, clutter known": ("vessel_signal", True),
-    }
+    # variant -> is the clutter spectrum taken from the chip drawn without the vessel?
+    variants = {"vessel, clutter from the chip": False, "vessel, clutter known": True}
     oracle_err = {}
-    for variant, (key, knows_clutter) in variants.items():
+    for variant, knows_clutter in variants.items():
         rng = np.random.default_rng(args.seed + 1)
         est = np.full(args.count, np.nan)
         for i in np.flatnonzero(wake):
             est[i] = oracle_heading_deg(
-                chips["data"][i], chips[key][i], tuple(chips["centre_px"][i]), truth[i],
+                chips["data"][i], chips["vessel_signal"][i], tuple(chips["centre_px"][i]), truth[i],
                 clutter=chips["vessel_free"][i] if knows_clutter else None, rng=rng,
             )
         oracle_err[variant] = angular_error_deg(est, truth)

@@ -1,4 +1,4 @@
-"""``benchmarks/heading_ceiling.py``: the oracle observer that knows each wake exactly."""
+"""``benchmarks/heading_ceiling.py``: the oracle observer told each vessel exactly."""
 
 from __future__ import annotations
 
@@ -35,8 +35,8 @@ def test_a_turned_template_matches_the_vessel_drawn_at_that_heading():
 
 
 @pytest.mark.parametrize("knows_clutter", [False, True])
-def test_the_oracle_finds_a_plain_wake_and_guesses_without_one(knows_clutter):
-    chips = ceiling["draw_with_wakes"](3, 8, LOUD, 128)
+def test_the_oracle_finds_a_plain_vessel_and_guesses_without_one(knows_clutter):
+    chips = ceiling["draw_with_vessels"](3, 8, LOUD, 128)
     oracle = ceiling["oracle_heading_deg"]
     rng = np.random.default_rng(0)
     found, guessed = [], []
