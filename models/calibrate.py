@@ -12,6 +12,10 @@ The wake probability is only a score too. :func:`calibrate` also picks the lowes
 which the headings the model still reports on the calibration set (chips with and without a wake)
 are within 10° of the truth for a chosen share (default 95%; :func:`wake_threshold_for_precision`):
 below it, a chip gets no heading and ``ambiguous=True``.
+
+:func:`calibrate_on_chips` fits the same on any labelled chips, e.g. real ones in the ShipWakes
+format (``vesselwatch calibrate-heading WEIGHTS --shipwakes DIR``): a set where every chip has a
+wake fits the threshold on wakes alone (no wakeless chip can then be reported wrongly).
 """
 
 from __future__ import annotations
@@ -26,7 +30,8 @@ from models.metrics import angular_error_deg, summarize_errors
 from models.wake_chips import BAND_NAMES, TRAIN_RANGES, ChipRanges, draw_chips
 
 __all__ = [
-    "CALIBRATION_SEED", "HELDOUT_SEED", "Calibration", "calibrate", "evaluate_synthetic", "reported_precision",
+    "CALIBRATION_SEED", "HELDOUT_SEED", "Calibration", "calibrate", "calibrate_on_chips", "evaluate_synthetic",
+    "reported_precision",
     "uncertainty_scale_for_coverage", "uncertainty_scales_by_wake", "wake_threshold_for_precision",
 ]
 
@@ -38,8 +43,9 @@ CALIBRATION_SEED = 7_000_001
 HELDOUT_SEED = 9_000_017
 
 
-def _predict_set(model: HeadingModel, chips: dict[str, np.ndarray], tta: bool) -> dict[str, np.ndarray]:
-    pred = predict_keypoints(model, chips["data"], BAND_NAMES, tta=tta)
+def _predict_set(model: HeadingModel, chips: dict[str, np.ndarray], tta: bool,
+                 band_names: tuple[str, ...] = BAND_NAMES) -> dict[str, np.ndarray]:
+    pred = predict_keypoints(model, chips["data"], band_names, tta=tta)
     return {
         "heading": pred.heading_grid_deg,
         "sigma": pred.uncertainty_deg,
@@ -186,21 +192,52 @@ def calibrate(
     fitted on 1,024 chips the overall factor of two trained models differed by 4% and 9% from the
     one fitted on 4,096, hence the default.
     """
+    chips = draw_chips(seed, count, ranges, chip_size)
+    return calibrate_on_chips(model, chips["data"], BAND_NAMES, chips["heading_grid_deg"], chips["visible"][:, 1],
+                              coverage=coverage, precision=precision)
+
+
+def calibrate_on_chips(
+    model: HeadingModel, data: np.ndarray, band_names: tuple[str, ...], heading_grid_deg: np.ndarray,
+    has_wake: np.ndarray, *, coverage: float = 0.95, precision: float = 0.95,
+) -> Calibration:
+    """:func:`calibrate` on given labelled chips (synthetic or real) instead of a drawn set.
+
+    Parameters
+    ----------
+    data : numpy.ndarray
+        ``(N, bands, H, W)`` chips, reflectance 0..1, bands ``band_names``.
+    heading_grid_deg : numpy.ndarray
+        ``(N,)`` true headings, degrees clockwise from grid up (ignored where ``has_wake`` is False).
+    has_wake : numpy.ndarray
+        ``(N,)`` bool: the chip shows a wake (a heading reported on one without counts as wrong).
+
+    Raises
+    ------
+    ValueError
+        When the arrays disagree in length or no chip has a wake.
+    """
+    data = np.asarray(data)
+    wake = np.asarray(has_wake, dtype=bool)
+    truth = np.asarray(heading_grid_deg, dtype=np.float64)
+    if not (data.shape[0] == wake.shape[0] == truth.shape[0]):
+        raise ValueError(f"data, heading_grid_deg, has_wake: expected one entry per chip, got {data.shape[0]}, "
+                         f"{truth.shape[0]}, {wake.shape[0]}")
+    if not wake.any():
+        raise ValueError("has_wake: no chip with a wake to calibrate on")
     previous = model.config
     model.config = previous.replace(uncertainty_scale=1.0, uncertainty_scale_bins=(), wake_probability_threshold=0.0)
     try:
-        chips = draw_chips(seed, count, ranges, chip_size)
-        out = _predict_set(model, chips, tta=False)
+        out = _predict_set(model, {"data": data}, tta=False, band_names=tuple(band_names))
     finally:
         model.config = previous
-    error = angular_error_deg(out["heading"], chips["heading_grid_deg"])
-    wake = chips["visible"][:, 1]
+    error = angular_error_deg(out["heading"], truth)
     scale = uncertainty_scale_for_coverage(error[wake], out["sigma"][wake], coverage)
     threshold, reached = wake_threshold_for_precision(out["wake_probability"], wake & (error <= 10.0), precision)
     reported = wake & (out["wake_probability"] >= threshold)
     bins = uncertainty_scales_by_wake(error[reported], out["sigma"][reported], out["wake_probability"][reported],
                                       coverage=coverage)
-    return Calibration(scale, bins, threshold, 100.0 * reached, count)
+    return Calibration(scale, bins, threshold, 100.0 * reached, int(wake.size))
 
 
 def evaluate_synthetic(

@@ -1,4 +1,5 @@
-"""Users holding ShipWakes-format data evaluate the heading model with the accuracy benchmark's own command."""
+"""Users holding ShipWakes-format data evaluate the heading model with the accuracy benchmark's own command
+and calibrate it on their real wakes with ``vesselwatch calibrate-heading --shipwakes``."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from models.wake_chips import BAND_NAMES, ChipRanges, draw_chips
@@ -57,3 +59,41 @@ def test_accuracy_benchmark_names_a_directory_that_is_not_shipwakes(tmp_path):
         cwd=ROOT, capture_output=True, text=True, timeout=600,
     )
     assert run.returncode != 0 and "imgs/ and annotations/" in run.stderr
+
+
+def test_calibrate_heading_fits_on_a_shipwakes_directory_and_says_so(tmp_path):
+    import shutil
+
+    from typer.testing import CliRunner
+
+    from models.calibrate import calibrate_on_chips
+    from models.inference import config_path_for, load_heading_model
+    from models.shipwakes import hull_centred_chips, load_shipwakes
+    from vesselwatch.cli import app
+    from vesselwatch.settings import Settings
+
+    _write_shipwakes(tmp_path / "sw", 24)
+    shipped = Settings().resolved_heading_weights_path()
+    weights = tmp_path / "copy.pt"
+    shutil.copy(shipped, weights)
+    shutil.copy(config_path_for(shipped), config_path_for(weights))
+    before = json.loads(config_path_for(weights).read_text())
+    result = CliRunner().invoke(app, ["calibrate-heading", str(weights), "--shipwakes", str(tmp_path / "sw")])
+    assert result.exit_code == 0, result.output
+    written = json.loads(config_path_for(weights).read_text())
+    assert written["extra"]["calibration"]["set"].startswith("24 ShipWakes images of ")
+    assert written["extra"]["training"] == before["extra"]["training"]  # nothing else lost
+    # The written fit is the one of the real chips (8-bit RGB around the annotated hull), not a synthetic set.
+    chips = hull_centred_chips(load_shipwakes(tmp_path / "sw"), 128)
+    direct = calibrate_on_chips(load_heading_model(shipped, fast=False), chips["data"], chips["band_names"],
+                                chips["heading_grid_deg"], np.ones(24, dtype=bool))
+    assert written["uncertainty_scale"] == pytest.approx(direct.uncertainty_scale, abs=1e-4)
+    assert written["wake_probability_threshold"] == direct.wake_probability_threshold
+    assert direct.count == 24 and direct.precision_pct >= 80.0
+    # A directory that is not ShipWakes is named, and the JSON is left as it was.
+    bad = CliRunner().invoke(app, ["calibrate-heading", str(weights), "--shipwakes", str(tmp_path)])
+    assert bad.exit_code == 2 and "imgs/ and annotations/" in bad.output
+    assert json.loads(config_path_for(weights).read_text()) == written
+    with pytest.raises(ValueError, match="one entry per chip"):
+        calibrate_on_chips(load_heading_model(shipped, fast=False), chips["data"], chips["band_names"],
+                           chips["heading_grid_deg"][:3], np.ones(24, dtype=bool))

@@ -185,6 +185,8 @@ def register(app: typer.Typer) -> None:
         input_size: int = typer.Option(64, "--input-size", help="Centre crop fed to the network, pixels."),
         output_stride: int = typer.Option(32, "--output-stride", help="Backbone output stride: 32, or 16 for a "
                                           "finer grid of head cells (last stage dilated; init weights are adapted)."),
+        fine_channels: int = typer.Option(0, "--fine-channels", min=0, help="Width of a lateral head branch on the "
+                                          "stride-8 features (0: none; init weights without it start it at zero)."),
         threads: int = typer.Option(1, "--threads", help="CPU threads (1 is fastest on a busy 2-core box)."),
         max_minutes: Optional[float] = typer.Option(None, "--max-minutes", help="Stop (and checkpoint) after this long; resume later."),
         checkpoint_minutes: float = typer.Option(4.0, "--checkpoint-minutes"),
@@ -221,7 +223,7 @@ def register(app: typer.Typer) -> None:
             val_count=val_count, checkpoint_minutes=checkpoint_minutes, max_minutes=max_minutes, threads=threads,
             shipwakes_dir=shipwakes, shipwakes_fraction=shipwakes_fraction, init_weights=init_weights,
             ranges=ranges, faint_fraction=faint_fraction, faint_ranges=faint_ranges,
-            preprocess=PreprocessConfig(input_size=input_size, output_stride=output_stride),
+            preprocess=PreprocessConfig(input_size=input_size, output_stride=output_stride, fine_channels=fine_channels),
         )
         history = train(config, resume=resume)
         summary = {"run_dir": str(run_dir), "epochs_done": len(history), "last": history[-1] if history else None}
@@ -253,6 +255,8 @@ def register(app: typer.Typer) -> None:
     def calibrate_heading(
         weights: Path = typer.Argument(..., help="Weights file (.pt) with its JSON next to it; the JSON is updated."),
         count: int = typer.Option(4096, "--count", min=64, help="Synthetic calibration chips (training ranges, own seed)."),
+        shipwakes: Optional[Path] = typer.Option(None, "--shipwakes", help="Calibrate on the real wakes of this "
+                                                 "ShipWakes-format directory (imgs/ + annotations/) instead of synthetic chips."),
         tta_above: float = typer.Option(3.0, "--tta-above-sigma", min=0.0, help="Written as tta_above_sigma_deg: chips with "
                                         "a wider sigma (degrees) also run the 8 dihedral symmetries (360: none do)."),
     ) -> None:
@@ -262,7 +266,7 @@ def register(app: typer.Typer) -> None:
         try:
             if not weights.is_file() or not config_path_for(weights).is_file():
                 raise InputError(f"{weights}: expected a weights file with its JSON ({config_path_for(weights).name}) beside it")
-            summary = calibrate_weights(weights, count=count, tta_above_sigma_deg=tta_above)
+            summary = calibrate_weights(weights, count=count, tta_above_sigma_deg=tta_above, shipwakes=shipwakes)
         except (VesselwatchError, ValueError) as error:
             typer.echo(f"vesselwatch calibrate-heading: {error}", err=True)
             raise typer.Exit(code=2) from error
@@ -309,22 +313,39 @@ def export_and_calibrate(checkpoint: Path, weights_path: Path) -> dict:
     return calibrate_weights(weights_path)
 
 
-def calibrate_weights(weights_path: Path, count: int = 4096, tta_above_sigma_deg: float | None = 3.0) -> dict:
-    """Fit the sigma scales and the wake-probability threshold of exported weights on ``count`` chips; write them to their JSON.
+def calibrate_weights(weights_path: Path, count: int = 4096, tta_above_sigma_deg: float | None = 3.0,
+                      shipwakes: Path | None = None, chip_size: int = 128) -> dict:
+    """Fit the sigma scales and the wake-probability threshold of exported weights; write them to their JSON.
+
+    The calibration set is ``count`` synthetic chips (training ranges, own seed) or, with
+    ``shipwakes``, every image of that ShipWakes-format directory cut as a ``chip_size`` px chip
+    around its annotated hull (real wakes; all have one, so the threshold is fitted on wakes alone).
 
     ``tta_above_sigma_deg`` is written too (not fitted): above that calibrated sigma a chip also runs
     the 8 dihedral symmetries by default. On the calibration set of the shipped weights 3° selects
     13% of the chips and gives the whole gain of TTA on every chip (94.6% within 10° against 94.3%).
     """
-    from models.calibrate import CALIBRATION_SEED, calibrate
+    from models.calibrate import CALIBRATION_SEED, calibrate, calibrate_on_chips
     from models.inference import config_path_for, file_sha256, load_heading_model
     from models.preprocess import PreprocessConfig
 
     json_path = config_path_for(weights_path)
-    fitted = calibrate(load_heading_model(weights_path, fast=False), count=count)
+    model = load_heading_model(weights_path, fast=False)
+    if shipwakes is None:
+        fitted = calibrate(model, count=count)
+        described = f"{fitted.count} synthetic chips, TRAIN_RANGES, seed {CALIBRATION_SEED}"
+    else:
+        from models.shipwakes import hull_centred_chips, load_shipwakes
+
+        chips = hull_centred_chips(load_shipwakes(shipwakes), chip_size)
+        n = len(chips["data"])
+        if n < 200:
+            logger.warning("%s: %d images is few for a 95%% quantile; the fitted factors will be noisy", shipwakes, n)
+        fitted = calibrate_on_chips(model, chips["data"], chips["band_names"], chips["heading_grid_deg"], np.ones(n, dtype=bool))
+        described = f"{n} ShipWakes images of {shipwakes}, chips of {chip_size} px around the annotated hull (all with a wake)"
     config = PreprocessConfig.from_json(json_path)
     extra = {**config.extra, "calibration": {
-        "set": f"{fitted.count} synthetic chips, TRAIN_RANGES, seed {CALIBRATION_SEED}",
+        "set": described,
         "uncertainty_scale": "95% of the truths with a wake within ±2 sigma",
         "uncertainty_scale_bins": "the same per band of wake probability, on the chips that get a heading",
         "wake_probability_threshold": f"lowest at which {fitted.precision_pct:.1f}% (≥ 95%) of reported headings are within 10°",
