@@ -134,7 +134,8 @@ def load_heading_model(
     if not json_path.exists():
         raise ProductError(json_path, "preprocessing config missing next to the weights")
     config = PreprocessConfig.from_json(json_path)
-    network = create_model(config.architecture, len(config.bands), config.input_size, config.output_stride)
+    network = create_model(config.architecture, len(config.bands), config.input_size, config.output_stride,
+                           config.fine_channels)
     try:
         state = torch.load(weights_path, map_location="cpu", weights_only=True)
         network.load_state_dict(state)

@@ -9,6 +9,10 @@ Outputs, for a batch of ``(N, C, S, S)`` normalised crops:
 * ``log_kappa`` ``(N,)``: log concentration of a von Mises distribution over the heading, trained
   by negative log-likelihood; ``1 / sqrt(kappa)`` is the heading sigma in radians.
 
+With ``fine_channels > 0`` the head also reads the backbone's stride-8 features (8 x 8 cells for a
+64 px crop, where a 10-25 m hull is still its own pixel or two) through a lateral branch whose last
+layer starts at zero, so weights trained without it load and answer unchanged (a warm start).
+
 The backbone is built with ``pretrained=False`` (nothing downloads) and ``in_chans`` set directly,
 so the first convolution is created for the chip bands instead of being swapped after the fact.
 """
@@ -31,10 +35,12 @@ class WakeKeypointNet(nn.Module):
     """EfficientNet backbone + spatial keypoint head (see module docstring for the outputs)."""
 
     def __init__(self, architecture: str = "efficientnet_b0", in_chans: int = 4, input_size: int = 64,
-                 drop_rate: float = 0.1, output_stride: int = 32) -> None:
+                 drop_rate: float = 0.1, output_stride: int = 32, fine_channels: int = 0) -> None:
         super().__init__()
         if output_stride not in (8, 16, 32):
             raise ValueError(f"output_stride: expected 8, 16 or 32, got {output_stride}")
+        if fine_channels < 0:
+            raise ValueError(f"fine_channels: expected >= 0, got {fine_channels}")
         # output_stride < 32 dilates the last stages instead of striding them: the same weights see
         # a finer grid (4 x 4 instead of 2 x 2 cells for a 64 px crop at 16).
         self.backbone = timm.create_model(
@@ -54,9 +60,35 @@ class WakeKeypointNet(nn.Module):
             nn.Linear(256, NUM_KEYPOINTS * 2 + NUM_KEYPOINTS + 1),
         )
         self.input_size = input_size
+        self.fine_channels = fine_channels
+        self.fine_block: int | None = None
+        if fine_channels:
+            info = next(i for i in self.backbone.feature_info if i["reduction"] == 8)
+            self.fine_block = int(info["module"].split(".")[-1])
+            fine_size = max(1, math.ceil(input_size / 8))
+            self.fine_reduce = nn.Sequential(nn.Conv2d(info["num_chs"], fine_channels, 1), nn.BatchNorm2d(fine_channels), nn.SiLU())
+            self.fine_head = nn.Linear(fine_channels * fine_size * fine_size, 256, bias=False)
+            nn.init.zeros_(self.fine_head.weight)
+
+    def _features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Backbone features (stride ``output_stride``) and, with the lateral branch, those of stride 8."""
+        if self.fine_block is None:
+            return self.backbone(x), None
+        b = self.backbone
+        x = b.bn1(b.conv_stem(x))
+        fine = None
+        for i, block in enumerate(b.blocks):
+            x = block(x)
+            if i == self.fine_block:
+                fine = x
+        return b.forward_head(b.bn2(b.conv_head(x))), fine
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        out = self.head(self.reduce(self.backbone(x)))
+        coarse, fine = self._features(x)
+        hidden = self.head[1](self.head[0](self.reduce(coarse)))
+        if fine is not None:
+            hidden = hidden + self.fine_head(torch.flatten(self.fine_reduce(fine), 1))
+        out = self.head[2:](hidden)
         n = out.shape[0]
         points = out[:, : NUM_KEYPOINTS * 2].reshape(n, NUM_KEYPOINTS, 2)
         hull = points[:, :1]
@@ -69,10 +101,12 @@ class WakeKeypointNet(nn.Module):
 
 
 def create_model(
-    architecture: str = "efficientnet_b0", in_chans: int = 4, input_size: int = 64, output_stride: int = 32
+    architecture: str = "efficientnet_b0", in_chans: int = 4, input_size: int = 64, output_stride: int = 32,
+    fine_channels: int = 0,
 ) -> WakeKeypointNet:
     """Build the network (random initialisation; load a state_dict for trained weights)."""
-    return WakeKeypointNet(architecture, in_chans=in_chans, input_size=input_size, output_stride=output_stride)
+    return WakeKeypointNet(architecture, in_chans=in_chans, input_size=input_size, output_stride=output_stride,
+                           fine_channels=fine_channels)
 
 
 def adapt_state_dict(state: dict[str, torch.Tensor], model: WakeKeypointNet) -> dict[str, torch.Tensor]:
@@ -81,15 +115,21 @@ def adapt_state_dict(state: dict[str, torch.Tensor], model: WakeKeypointNet) -> 
     The backbone's tensors do not depend on the stride. The head's first linear layer reads the
     flattened ``(channels, g, g)`` grid: each coarse cell's weights are shared equally among the finer
     cells it covers, so on features that are constant within a coarse cell the adapted model
-    answers exactly like the original (a warm start for fine-tuning).
+    answers exactly like the original (a warm start for fine-tuning). A lateral stride-8 branch
+    (``fine_channels``) the weights lack starts as built, its last layer zero: the model answers
+    exactly like the weights without it.
 
     Raises
     ------
     ValueError
         When the grids do not nest (the finer edge is not a multiple of the coarser one).
     """
+    own = model.state_dict()
+    branch = {k: v for k, v in own.items() if k.startswith("fine_") and k not in state}
+    if branch:
+        state = {**branch, **state}
     key = "head.1.weight"
-    target = model.state_dict()[key]
+    target = own[key]
     weight = state.get(key)
     if weight is None or weight.shape == target.shape:
         return state

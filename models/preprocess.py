@@ -59,6 +59,8 @@ class PreprocessConfig:
         Calibrated sigma above which the heading is flagged ambiguous even with a wake.
     output_stride : int
         Backbone output stride (32: the crop ends as 2 x 2 cells at 64 px; 16: 4 x 4, last stage dilated).
+    fine_channels : int
+        Width of the head's lateral branch on the backbone's stride-8 features (0: none).
     """
 
     architecture: str = "efficientnet_b0"
@@ -76,6 +78,7 @@ class PreprocessConfig:
     tta_above_sigma_deg: float | None = None
     ambiguous_sigma_deg: float = 30.0
     output_stride: int = 32
+    fine_channels: int = 0
     extra: dict = field(default_factory=dict)
 
     def to_json(self, path: str | Path) -> None:

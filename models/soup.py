@@ -23,7 +23,8 @@ from models.train import weights_record
 __all__ = ["average_state_dicts", "average_weights"]
 
 #: Preprocessing fields that must agree for weights to be averaged (the network and what it reads).
-_MUST_MATCH = ("architecture", "bands", "fallback_band", "input_size", "normalization", "eps", "keypoint_names", "output_stride")
+_MUST_MATCH = ("architecture", "bands", "fallback_band", "input_size", "normalization", "eps", "keypoint_names", "output_stride",
+               "fine_channels")
 
 
 def average_state_dicts(states: Sequence[Mapping[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
@@ -75,7 +76,7 @@ def average_weights(paths: Sequence[str | Path], out: str | Path) -> Path:
     ------
     ValueError
         Fewer than two ingredients, a missing file, preprocessing that differs in what the network
-        reads (architecture, bands, input size, normalisation, output stride), or weights that do not fit together.
+        reads (architecture, bands, input size, normalisation, output stride, lateral branch), or weights that do not fit together.
     """
     paths = [Path(p) for p in paths]
     if len(paths) < 2:

@@ -56,6 +56,14 @@ def test_the_weights_json_decides_the_output_stride_and_a_mismatch_is_named(tmp_
     config.replace(output_stride=32).to_json(config_path_for(weights))
     with pytest.raises(ProductError, match="fine.pt.*do not fit"):
         load_heading_model(weights, fast=False, threads=1)
+    # The lateral stride-8 branch is read from the JSON too.
+    config = config.replace(fine_channels=8)
+    torch.save(create_model(config.architecture, len(config.bands), 32, output_stride=16, fine_channels=8).state_dict(), weights)
+    config.to_json(config_path_for(weights))
+    assert load_heading_model(weights, fast=False, threads=1).network.fine_channels == 8
+    config.replace(fine_channels=0).to_json(config_path_for(weights))
+    with pytest.raises(ProductError, match="fine.pt.*do not fit"):
+        load_heading_model(weights, fast=False, threads=1)
 
 
 def test_shipped_model_finds_headings_within_10_deg_on_easy_chips(model, easy_chips):

@@ -1,4 +1,4 @@
-"""Keypoint network and loss: shapes, offsets parameterisation, absent keypoints are ignored, output stride."""
+"""Keypoint network and loss: shapes, offsets parameterisation, absent keypoints are ignored, output stride, lateral branch."""
 
 from __future__ import annotations
 
@@ -91,3 +91,22 @@ def test_a_finer_output_stride_keeps_the_backbone_and_spreads_the_head_over_the_
         adapt_state_dict(create_model(in_chans=4, input_size=64).state_dict(), odd)
     with pytest.raises(ValueError, match="output_stride"):
         create_model(output_stride=12)
+
+
+def test_a_lateral_stride_8_branch_starts_silent_so_weights_without_it_answer_unchanged(model):
+    wide = create_model(in_chans=4, input_size=32, fine_channels=8).eval()
+    assert wide.fine_head.weight.shape == (256, 8 * 4 * 4)  # 32 px crop: 4 x 4 cells at stride 8
+    wide.load_state_dict(adapt_state_dict(model.state_dict(), wide))
+    x = torch.randn(2, 4, 32, 32)
+    with torch.inference_mode():
+        before, after = model(x), wide(x)
+        for key in before:
+            torch.testing.assert_close(after[key], before[key])
+        # Once trained (here: any non-zero weights) the branch feeds the head.
+        torch.nn.init.normal_(wide.fine_head.weight, std=0.05)
+        assert not torch.allclose(wide(x)["keypoints"], before["keypoints"])
+    # The branch's own trained tensors are kept, not reset, when they are present.
+    trained = wide.state_dict()
+    assert torch.equal(adapt_state_dict(trained, wide)["fine_head.weight"], trained["fine_head.weight"])
+    with pytest.raises(ValueError, match="fine_channels"):
+        create_model(fine_channels=-1)
