@@ -73,6 +73,26 @@ def test_a_run_started_from_weights_fine_tunes_them(tmp_path):
     assert training["started_from"]["sha256"] == file_sha256(weights)
 
 
+def test_a_run_can_grow_the_stride_8_branch_onto_weights_without_it(tmp_path):
+    from models.inference import load_heading_model
+    from models.network import create_model
+
+    start = create_model(input_size=32, output_stride=16)
+    weights = tmp_path / "start.pt"
+    torch.save(start.state_dict(), weights)
+    config = _config(tmp_path / "wide", 1)
+    config.init_weights, config.lr = weights, 1e-3
+    config.preprocess = PreprocessConfig(input_size=32, output_stride=16, fine_channels=8)
+    train(config)
+    exported = export_weights(tmp_path / "wide" / "last.pt", tmp_path / "wide.pt")
+    assert PreprocessConfig.from_json(exported.with_suffix(".json")).fine_channels == 8
+    state = torch.load(exported, weights_only=True)
+    assert state["fine_head.weight"].abs().max() > 0  # started at zero, trained since
+    torch.testing.assert_close(state["backbone.conv_stem.weight"], start.state_dict()["backbone.conv_stem.weight"],
+                               atol=0.05, rtol=0.0)  # the rest started from the given weights
+    assert load_heading_model(exported, fast=False, threads=1).network.fine_channels == 8
+
+
 def test_faint_share_of_a_batch_replaces_only_its_tail():
     from models.train import synthetic_batch
 
