@@ -14,8 +14,9 @@ are within 10° of the truth for a chosen share (default 95%; :func:`wake_thresh
 below it, a chip gets no heading and ``ambiguous=True``.
 
 :func:`calibrate_on_chips` fits the same on any labelled chips, e.g. real ones in the ShipWakes
-format (``vesselwatch calibrate-heading WEIGHTS --shipwakes DIR``): a set where every chip has a
-wake fits the threshold on wakes alone (no wakeless chip can then be reported wrongly).
+format (``vesselwatch calibrate-heading WEIGHTS --shipwakes DIR``). A set where every chip has a
+wake cannot fit the threshold (it would sink to its floor: no wakeless chip is there to be reported
+wrongly), so the model's threshold is kept and only the sigma factors are refitted.
 """
 
 from __future__ import annotations
@@ -211,6 +212,7 @@ def calibrate_on_chips(
         ``(N,)`` true headings, degrees clockwise from grid up (ignored where ``has_wake`` is False).
     has_wake : numpy.ndarray
         ``(N,)`` bool: the chip shows a wake (a heading reported on one without counts as wrong).
+        When every chip has one, the model's current wake threshold is kept (see the module docstring).
 
     Raises
     ------
@@ -233,7 +235,16 @@ def calibrate_on_chips(
         model.config = previous
     error = angular_error_deg(out["heading"], truth)
     scale = uncertainty_scale_for_coverage(error[wake], out["sigma"][wake], coverage)
-    threshold, reached = wake_threshold_for_precision(out["wake_probability"], wake & (error <= 10.0), precision)
+    correct = wake & (error <= 10.0)
+    if wake.all():
+        # Without wakeless chips the precision cannot see the headings a threshold exists to withhold
+        # (bow and stern of a chip without a wake); lowering it here would report them in production.
+        threshold = previous.wake_probability_threshold
+        reached = float(reported_precision(out["wake_probability"], correct, np.array([threshold]))[0])
+        logger.info("every calibration chip has a wake: keeping the wake threshold %.2f (%.1f%% of these reported "
+                    "headings within 10°), refitting only the sigma factors", threshold, 100 * reached)
+    else:
+        threshold, reached = wake_threshold_for_precision(out["wake_probability"], correct, precision)
     reported = wake & (out["wake_probability"] >= threshold)
     bins = uncertainty_scales_by_wake(error[reported], out["sigma"][reported], out["wake_probability"][reported],
                                       coverage=coverage)

@@ -82,18 +82,28 @@ def test_calibrate_heading_fits_on_a_shipwakes_directory_and_says_so(tmp_path):
     assert result.exit_code == 0, result.output
     written = json.loads(config_path_for(weights).read_text())
     assert written["extra"]["calibration"]["set"].startswith("24 ShipWakes images of ")
+    # Every image has a wake, so nothing here could be reported wrongly: the wake threshold is kept, not lowered.
+    assert written["wake_probability_threshold"] == before["wake_probability_threshold"]
+    assert written["extra"]["calibration"]["wake_probability_threshold"].startswith("kept")
     assert written["extra"]["training"] == before["extra"]["training"]  # nothing else lost
     # The written fit is the one of the real chips (8-bit RGB around the annotated hull), not a synthetic set.
     chips = hull_centred_chips(load_shipwakes(tmp_path / "sw"), 128)
     direct = calibrate_on_chips(load_heading_model(shipped, fast=False), chips["data"], chips["band_names"],
                                 chips["heading_grid_deg"], np.ones(24, dtype=bool))
     assert written["uncertainty_scale"] == pytest.approx(direct.uncertainty_scale, abs=1e-4)
-    assert written["wake_probability_threshold"] == direct.wake_probability_threshold
+    assert direct.wake_probability_threshold == before["wake_probability_threshold"]
     assert direct.count == 24 and direct.precision_pct >= 80.0
     # A directory that is not ShipWakes is named, and the JSON is left as it was.
     bad = CliRunner().invoke(app, ["calibrate-heading", str(weights), "--shipwakes", str(tmp_path)])
     assert bad.exit_code == 2 and "imgs/ and annotations/" in bad.output
     assert json.loads(config_path_for(weights).read_text()) == written
+    (tmp_path / "empty" / "imgs").mkdir(parents=True)
+    (tmp_path / "empty" / "annotations").mkdir()
+    empty = CliRunner().invoke(app, ["calibrate-heading", str(weights), "--shipwakes", str(tmp_path / "empty")])
+    assert empty.exit_code == 2 and str(tmp_path / "empty") in empty.output and "no ShipWakes images" in empty.output
+    with pytest.raises(ValueError, match="no chip with a wake"):
+        calibrate_on_chips(load_heading_model(shipped, fast=False), chips["data"], chips["band_names"],
+                           chips["heading_grid_deg"], np.zeros(24, dtype=bool))
     with pytest.raises(ValueError, match="one entry per chip"):
         calibrate_on_chips(load_heading_model(shipped, fast=False), chips["data"], chips["band_names"],
                            chips["heading_grid_deg"][:3], np.ones(24, dtype=bool))

@@ -256,7 +256,8 @@ def register(app: typer.Typer) -> None:
         weights: Path = typer.Argument(..., help="Weights file (.pt) with its JSON next to it; the JSON is updated."),
         count: int = typer.Option(4096, "--count", min=64, help="Synthetic calibration chips (training ranges, own seed)."),
         shipwakes: Optional[Path] = typer.Option(None, "--shipwakes", help="Calibrate on the real wakes of this "
-                                                 "ShipWakes-format directory (imgs/ + annotations/) instead of synthetic chips."),
+                                                 "ShipWakes-format directory (imgs/ + annotations/) instead of synthetic chips (then --count is "
+                                                 "not used, and the wake threshold is kept: every image has a wake)."),
         tta_above: float = typer.Option(3.0, "--tta-above-sigma", min=0.0, help="Written as tta_above_sigma_deg: chips with "
                                         "a wider sigma (degrees) also run the 8 dihedral symmetries (360: none do)."),
     ) -> None:
@@ -319,7 +320,8 @@ def calibrate_weights(weights_path: Path, count: int = 4096, tta_above_sigma_deg
 
     The calibration set is ``count`` synthetic chips (training ranges, own seed) or, with
     ``shipwakes``, every image of that ShipWakes-format directory cut as a ``chip_size`` px chip
-    around its annotated hull (real wakes; all have one, so the threshold is fitted on wakes alone).
+    around its annotated hull (real wakes; all have one, so the wake threshold is kept and only the
+    sigma factors are refitted: without wakeless chips a threshold cannot be fitted).
 
     ``tta_above_sigma_deg`` is written too (not fitted): above that calibrated sigma a chip also runs
     the 8 dihedral symmetries by default. On the calibration set of the shipped weights 3° selects
@@ -337,18 +339,24 @@ def calibrate_weights(weights_path: Path, count: int = 4096, tta_above_sigma_deg
     else:
         from models.shipwakes import hull_centred_chips, load_shipwakes
 
-        chips = hull_centred_chips(load_shipwakes(shipwakes), chip_size)
+        try:
+            chips = hull_centred_chips(load_shipwakes(shipwakes), chip_size)
+        except InputError as error:
+            raise InputError(f"{shipwakes}: {error}") from error
         n = len(chips["data"])
         if n < 200:
             logger.warning("%s: %d images is few for a 95%% quantile; the fitted factors will be noisy", shipwakes, n)
         fitted = calibrate_on_chips(model, chips["data"], chips["band_names"], chips["heading_grid_deg"], np.ones(n, dtype=bool))
-        described = f"{n} ShipWakes images of {shipwakes}, chips of {chip_size} px around the annotated hull (all with a wake)"
+        described = (f"{n} ShipWakes images of {shipwakes}, chips of {chip_size} px around the annotated hull "
+                     "(all with a wake: the wake threshold was kept, not fitted)")
     config = PreprocessConfig.from_json(json_path)
     extra = {**config.extra, "calibration": {
         "set": described,
         "uncertainty_scale": "95% of the truths with a wake within ±2 sigma",
         "uncertainty_scale_bins": "the same per band of wake probability, on the chips that get a heading",
-        "wake_probability_threshold": f"lowest at which {fitted.precision_pct:.1f}% (≥ 95%) of reported headings are within 10°",
+        "wake_probability_threshold": (
+            f"lowest at which {fitted.precision_pct:.1f}% (≥ 95%) of reported headings are within 10°" if shipwakes is None
+            else f"kept (every chip has a wake); {fitted.precision_pct:.1f}% of the headings it reports there are within 10°"),
     }}
     bins = tuple((lo, round(factor, 4)) for lo, factor in fitted.uncertainty_scale_bins)
     config = config.replace(uncertainty_scale=round(fitted.uncertainty_scale, 4), uncertainty_scale_bins=bins,
