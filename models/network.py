@@ -61,27 +61,21 @@ class WakeKeypointNet(nn.Module):
         )
         self.input_size = input_size
         self.fine_channels = fine_channels
-        self.fine_block: int | None = None
+        self.fine_index: int | None = None  # position in backbone.feature_info of the stride-8 features
         if fine_channels:
-            info = next(i for i in self.backbone.feature_info if i["reduction"] == 8)
-            self.fine_block = int(info["module"].split(".")[-1])
+            self.fine_index = next(i for i, info in enumerate(self.backbone.feature_info) if info["reduction"] == 8)
             fine_size = max(1, math.ceil(input_size / 8))
-            self.fine_reduce = nn.Sequential(nn.Conv2d(info["num_chs"], fine_channels, 1), nn.BatchNorm2d(fine_channels), nn.SiLU())
+            in_chs = self.backbone.feature_info[self.fine_index]["num_chs"]
+            self.fine_reduce = nn.Sequential(nn.Conv2d(in_chs, fine_channels, 1), nn.BatchNorm2d(fine_channels), nn.SiLU())
             self.fine_head = nn.Linear(fine_channels * fine_size * fine_size, 256, bias=False)
             nn.init.zeros_(self.fine_head.weight)
 
     def _features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Backbone features (stride ``output_stride``) and, with the lateral branch, those of stride 8."""
-        if self.fine_block is None:
+        if self.fine_index is None:
             return self.backbone(x), None
-        b = self.backbone
-        x = b.bn1(b.conv_stem(x))
-        fine = None
-        for i, block in enumerate(b.blocks):
-            x = block(x)
-            if i == self.fine_block:
-                fine = x
-        return b.forward_head(b.bn2(b.conv_head(x))), fine
+        final, (fine,) = self.backbone.forward_intermediates(x, indices=[self.fine_index])
+        return self.backbone.forward_head(final), fine
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         coarse, fine = self._features(x)
