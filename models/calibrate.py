@@ -44,9 +44,9 @@ CALIBRATION_SEED = 7_000_001
 HELDOUT_SEED = 9_000_017
 
 
-def _predict_set(model: HeadingModel, chips: dict[str, np.ndarray], tta: bool,
+def _predict_set(model: HeadingModel, data: np.ndarray, tta: bool,
                  band_names: tuple[str, ...] = BAND_NAMES) -> dict[str, np.ndarray]:
-    pred = predict_keypoints(model, chips["data"], band_names, tta=tta)
+    pred = predict_keypoints(model, data, band_names, tta=tta)
     return {
         "heading": pred.heading_grid_deg,
         "sigma": pred.uncertainty_deg,
@@ -230,7 +230,7 @@ def calibrate_on_chips(
     previous = model.config
     model.config = previous.replace(uncertainty_scale=1.0, uncertainty_scale_bins=(), wake_probability_threshold=0.0)
     try:
-        out = _predict_set(model, {"data": data}, tta=False, band_names=tuple(band_names))
+        out = _predict_set(model, data, tta=False, band_names=tuple(band_names))
     finally:
         model.config = previous
     error = angular_error_deg(out["heading"], truth)
@@ -261,7 +261,7 @@ def evaluate_synthetic(
     without a wake only score the ambiguity flag (``no_wake`` row: % flagged ambiguous).
     """
     chips = draw_chips(seed, count, ranges, chip_size)
-    out = _predict_set(model, chips, tta)
+    out = _predict_set(model, chips["data"], tta)
     wake = chips["visible"][:, 1]
     errors = angular_error_deg(out["heading"], chips["heading_grid_deg"])
     small = chips["length_m"] < small_vessel_m

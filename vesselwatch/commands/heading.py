@@ -336,6 +336,7 @@ def calibrate_weights(weights_path: Path, count: int = 4096, tta_above_sigma_deg
     if shipwakes is None:
         fitted = calibrate(model, count=count)
         described = f"{fitted.count} synthetic chips, TRAIN_RANGES, seed {CALIBRATION_SEED}"
+        threshold_note = f"lowest at which {fitted.precision_pct:.1f}% (≥ 95%) of reported headings are within 10°"
     else:
         from models.shipwakes import hull_centred_chips, load_shipwakes
 
@@ -349,14 +350,13 @@ def calibrate_weights(weights_path: Path, count: int = 4096, tta_above_sigma_deg
         fitted = calibrate_on_chips(model, chips["data"], chips["band_names"], chips["heading_grid_deg"], np.ones(n, dtype=bool))
         described = (f"{n} ShipWakes images of {shipwakes}, chips of {chip_size} px around the annotated hull "
                      "(all with a wake: the wake threshold was kept, not fitted)")
+        threshold_note = f"kept (every chip has a wake); {fitted.precision_pct:.1f}% of the headings it reports there are within 10°"
     config = PreprocessConfig.from_json(json_path)
     extra = {**config.extra, "calibration": {
         "set": described,
         "uncertainty_scale": "95% of the truths with a wake within ±2 sigma",
         "uncertainty_scale_bins": "the same per band of wake probability, on the chips that get a heading",
-        "wake_probability_threshold": (
-            f"lowest at which {fitted.precision_pct:.1f}% (≥ 95%) of reported headings are within 10°" if shipwakes is None
-            else f"kept (every chip has a wake); {fitted.precision_pct:.1f}% of the headings it reports there are within 10°"),
+        "wake_probability_threshold": threshold_note,
     }}
     bins = tuple((lo, round(factor, 4)) for lo, factor in fitted.uncertainty_scale_bins)
     config = config.replace(uncertainty_scale=round(fitted.uncertainty_scale, 4), uncertainty_scale_bins=bins,
