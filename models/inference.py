@@ -135,7 +135,7 @@ def load_heading_model(
         raise ProductError(json_path, "preprocessing config missing next to the weights")
     config = PreprocessConfig.from_json(json_path)
     network = create_model(config.architecture, len(config.bands), config.input_size, config.output_stride,
-                           config.fine_channels)
+                           config.fine_channels, config.head)
     try:
         state = torch.load(weights_path, map_location="cpu", weights_only=True)
         network.load_state_dict(state)

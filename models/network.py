@@ -29,18 +29,23 @@ from torch.nn import functional as F
 __all__ = ["WakeKeypointNet", "adapt_state_dict", "create_model", "keypoint_loss", "heading_from_keypoints_deg"]
 
 NUM_KEYPOINTS = 4
+HEADS = ("grid", "centre")
 
 
 class WakeKeypointNet(nn.Module):
     """EfficientNet backbone + spatial keypoint head (see module docstring for the outputs)."""
 
     def __init__(self, architecture: str = "efficientnet_b0", in_chans: int = 4, input_size: int = 64,
-                 drop_rate: float = 0.1, output_stride: int = 32, fine_channels: int = 0) -> None:
+                 drop_rate: float = 0.1, output_stride: int = 32, fine_channels: int = 0, head: str = "grid") -> None:
         super().__init__()
         if output_stride not in (8, 16, 32):
             raise ValueError(f"output_stride: expected 8, 16 or 32, got {output_stride}")
         if fine_channels < 0:
             raise ValueError(f"fine_channels: expected >= 0, got {fine_channels}")
+        if head not in HEADS:
+            raise ValueError(f"head: expected one of {HEADS}, got {head!r}")
+        if head == "centre" and not fine_channels:
+            raise ValueError("fine_channels: the centre head reads the stride-8 features, expected > 0, got 0")
         # output_stride < 32 dilates the last stages instead of striding them: the same weights see
         # a finer grid (4 x 4 instead of 2 x 2 cells for a 64 px crop at 16).
         self.backbone = timm.create_model(
@@ -52,13 +57,14 @@ class WakeKeypointNet(nn.Module):
         channels = self.backbone.num_features
         # Keep the coarse spatial layout (a global pool would throw away where things are).
         self.reduce = nn.Sequential(nn.Conv2d(channels, 96, 1), nn.BatchNorm2d(96), nn.SiLU())
-        self.head = nn.Sequential(
-            nn.Flatten(),
-            nn.Linear(96 * feature_size * feature_size, 256),
-            nn.SiLU(),
-            nn.Dropout(drop_rate),
-            nn.Linear(256, NUM_KEYPOINTS * 2 + NUM_KEYPOINTS + 1),
-        )
+        if head == "grid":
+            self.head = nn.Sequential(
+                nn.Flatten(),
+                nn.Linear(96 * feature_size * feature_size, 256),
+                nn.SiLU(),
+                nn.Dropout(drop_rate),
+                nn.Linear(256, NUM_KEYPOINTS * 2 + NUM_KEYPOINTS + 1),
+            )
         self.input_size = input_size
         self.fine_channels = fine_channels
         self.fine_index: int | None = None  # position in backbone.feature_info of the stride-8 features
@@ -67,8 +73,23 @@ class WakeKeypointNet(nn.Module):
             fine_size = max(1, math.ceil(input_size / 8))
             in_chs = self.backbone.feature_info[self.fine_index]["num_chs"]
             self.fine_reduce = nn.Sequential(nn.Conv2d(in_chs, fine_channels, 1), nn.BatchNorm2d(fine_channels), nn.SiLU())
-            self.fine_head = nn.Linear(fine_channels * fine_size * fine_size, 256, bias=False)
-            nn.init.zeros_(self.fine_head.weight)
+            if head == "grid":
+                self.fine_head = nn.Linear(fine_channels * fine_size * fine_size, 256, bias=False)
+                nn.init.zeros_(self.fine_head.weight)
+        self.head_kind = head
+        if head == "centre":
+            # Stride-16/32 context upsampled onto the stride-8 grid, fused with the stride-8 features;
+            # per cell: hull logit, hull offset within the cell (x, y), offsets of the other three
+            # keypoints from the hull, their visibility logits and log kappa.
+            self.fine_size = max(1, math.ceil(input_size / 8))
+            self.centre_fuse = nn.Sequential(
+                nn.Conv2d(96 + fine_channels, 128, 3, padding=1, bias=False), nn.BatchNorm2d(128), nn.SiLU(),
+                nn.Dropout2d(drop_rate),
+            )
+            self.centre_out = nn.Conv2d(128, 1 + 2 + (NUM_KEYPOINTS - 1) * 2 + NUM_KEYPOINTS + 1, 1)
+            centres = (torch.arange(self.fine_size, dtype=torch.float32) + 0.5) * (2.0 / self.fine_size) - 1.0
+            gy, gx = torch.meshgrid(centres, centres, indexing="ij")
+            self.register_buffer("cell_xy", torch.stack([gx.flatten(), gy.flatten()], dim=-1), persistent=False)
 
     def _features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Backbone features (stride ``output_stride``) and, with the lateral branch, those of stride 8."""
@@ -79,6 +100,8 @@ class WakeKeypointNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         coarse, fine = self._features(x)
+        if self.head_kind == "centre":
+            return self._centre_outputs(coarse, fine)
         hidden = self.head[1](self.head[0](self.reduce(coarse)))
         if fine is not None:
             hidden = hidden + self.fine_head(torch.flatten(self.fine_reduce(fine), 1))
@@ -93,14 +116,35 @@ class WakeKeypointNet(nn.Module):
             "log_kappa": out[:, -1].clamp(-4.0, 12.0),
         }
 
+    def _centre_outputs(self, coarse: torch.Tensor, fine: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Centre head: a soft arg-max over the stride-8 cells finds the hull; the other outputs are read
+        from per-cell maps under the same weights, so a shifted vessel shifts the answer with it."""
+        size = self.fine_size
+        context = F.interpolate(self.reduce(coarse), size=(size, size), mode="bilinear", align_corners=False)
+        maps = self.centre_out(self.centre_fuse(torch.cat([context, self.fine_reduce(fine)], dim=1)))
+        maps = maps.flatten(2)  # (N, channels, cells)
+        weight = torch.softmax(maps[:, 0], dim=-1)  # (N, cells)
+        hull = self.cell_xy + maps[:, 1:3].transpose(1, 2) / size  # (N, cells, 2): within-cell offset
+        hull = torch.einsum("nc,ncd->nd", weight, hull)
+        read = torch.einsum("nc,nkc->nk", weight, maps[:, 3:])
+        n = read.shape[0]
+        offsets = read[:, : (NUM_KEYPOINTS - 1) * 2].reshape(n, NUM_KEYPOINTS - 1, 2)
+        keypoints = torch.cat([hull[:, None], hull[:, None] + offsets], dim=1)
+        rest = read[:, (NUM_KEYPOINTS - 1) * 2 :]
+        return {
+            "keypoints": keypoints,
+            "visibility_logits": rest[:, :NUM_KEYPOINTS],
+            "log_kappa": rest[:, -1].clamp(-4.0, 12.0),
+        }
+
 
 def create_model(
     architecture: str = "efficientnet_b0", in_chans: int = 4, input_size: int = 64, output_stride: int = 32,
-    fine_channels: int = 0,
+    fine_channels: int = 0, head: str = "grid",
 ) -> WakeKeypointNet:
     """Build the network (random initialisation; load a state_dict for trained weights)."""
     return WakeKeypointNet(architecture, in_chans=in_chans, input_size=input_size, output_stride=output_stride,
-                           fine_channels=fine_channels)
+                           fine_channels=fine_channels, head=head)
 
 
 def adapt_state_dict(state: dict[str, torch.Tensor], model: WakeKeypointNet) -> dict[str, torch.Tensor]:
@@ -119,6 +163,10 @@ def adapt_state_dict(state: dict[str, torch.Tensor], model: WakeKeypointNet) -> 
         When the grids do not nest (the finer edge is not a multiple of the coarser one).
     """
     own = model.state_dict()
+    if model.head_kind == "centre":
+        # The backbone and its 1x1 reduction carry over; a grid head's layers have no place here.
+        kept = {k: v for k, v in state.items() if k in own}
+        return {**{k: v for k, v in own.items() if k not in kept}, **kept}
     branch = {k: v for k, v in own.items() if k.startswith("fine_") and k not in state}
     if branch:
         state = {**branch, **state}

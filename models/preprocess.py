@@ -61,6 +61,9 @@ class PreprocessConfig:
         Backbone output stride (32: the crop ends as 2 x 2 cells at 64 px; 16: 4 x 4, last stage dilated).
     fine_channels : int
         Width of the head's lateral branch on the backbone's stride-8 features (0: none).
+    head : str
+        ``"grid"``: the flattened cells feed a dense layer; ``"centre"``: a soft arg-max over the
+        stride-8 cells finds the hull and the other outputs are read where it is.
     """
 
     architecture: str = "efficientnet_b0"
@@ -79,6 +82,7 @@ class PreprocessConfig:
     ambiguous_sigma_deg: float = 30.0
     output_stride: int = 32
     fine_channels: int = 0
+    head: str = "grid"
     extra: dict = field(default_factory=dict)
 
     def to_json(self, path: str | Path) -> None:

@@ -240,7 +240,8 @@ def train(config: TrainConfig, *, resume: bool = True) -> list[dict]:
     run_dir = Path(config.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     pre = config.preprocess
-    model = create_model(pre.architecture, len(pre.bands), pre.input_size, pre.output_stride, pre.fine_channels).to(device)
+    model = create_model(pre.architecture, len(pre.bands), pre.input_size, pre.output_stride, pre.fine_channels,
+                         pre.head).to(device)
     model = model.to(memory_format=torch.channels_last)
     last = run_dir / "last.pt"
     resuming = resume and last.exists()

@@ -111,3 +111,52 @@ def test_a_lateral_stride_8_branch_starts_silent_so_weights_without_it_answer_un
     assert torch.equal(adapt_state_dict(trained, fresh)["fine_head.weight"], trained["fine_head.weight"])
     with pytest.raises(ValueError, match="fine_channels"):
         create_model(fine_channels=-1)
+
+
+class _FixedMaps(torch.nn.Module):
+    """Stands in for the centre head's last conv: returns the given per-cell maps for any input."""
+
+    def __init__(self, maps: torch.Tensor) -> None:
+        super().__init__()
+        self.maps = maps
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.maps.expand(x.shape[0], -1, -1, -1)
+
+
+def test_the_centre_head_reads_every_output_where_its_soft_arg_max_puts_the_hull():
+    centre = create_model(in_chans=4, input_size=32, output_stride=16, fine_channels=8, head="centre").eval()
+    size = centre.fine_size  # 32 px crop: 4 x 4 cells of 8 px
+    assert size == 4 and not hasattr(centre, "head")
+    maps = torch.zeros(1, 14, size, size)
+    maps[0, 0] = -30.0
+    maps[0, 0, 2, 1] = 30.0  # the hull is in row 2, column 1: centre (-0.25, +0.25) normalised
+    maps[0, 1:3, 2, 1] = torch.tensor([0.4, -0.2])  # ... offset within the cell, in cells
+    maps[0, 3:9, 2, 1] = torch.tensor([0.0, 0.6, 0.3, 0.5, -0.3, 0.5])  # wake end and arm ends from the hull
+    maps[0, 9:13, 2, 1] = torch.tensor([5.0, 4.0, -3.0, 2.0])
+    maps[0, 13, 2, 1] = 6.0
+    maps[0, 3:, 0, 0] = 9.0  # another cell's answers must not leak in
+    centre.centre_out = _FixedMaps(maps)
+    with torch.inference_mode():
+        out = centre(torch.randn(2, 4, 32, 32))
+    hull = torch.tensor([-0.25 + 0.4 / size, 0.25 - 0.2 / size])
+    torch.testing.assert_close(out["keypoints"][0, 0], hull)
+    torch.testing.assert_close(out["keypoints"][1, 1], hull + torch.tensor([0.0, 0.6]))
+    torch.testing.assert_close(out["keypoints"][0, 3], hull + torch.tensor([-0.3, 0.5]))
+    torch.testing.assert_close(out["visibility_logits"][0], torch.tensor([5.0, 4.0, -3.0, 2.0]))
+    torch.testing.assert_close(out["log_kappa"], torch.tensor([6.0, 6.0]))
+    # Wake end straight below the hull (y down): the vessel heads to grid north.
+    assert float(heading_from_keypoints_deg(out["keypoints"][0])) == pytest.approx(0.0, abs=1e-4)
+
+
+def test_the_centre_head_starts_from_a_grid_model_s_backbone_and_names_bad_settings(model):
+    centre = create_model(in_chans=4, input_size=32, output_stride=32, fine_channels=8, head="centre")
+    state = adapt_state_dict(model.state_dict(), centre)
+    centre.load_state_dict(state)  # strict: the grid head's tensors are dropped, the centre head's filled in
+    for key in ("backbone.conv_stem.weight", "reduce.0.weight", "reduce.1.running_var"):
+        assert torch.equal(centre.state_dict()[key], model.state_dict()[key])
+    assert not any(key.startswith("head.") for key in state)
+    with pytest.raises(ValueError, match="fine_channels"):
+        create_model(head="centre")
+    with pytest.raises(ValueError, match="head"):
+        create_model(fine_channels=8, head="heatmap")

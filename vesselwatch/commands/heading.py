@@ -187,6 +187,8 @@ def register(app: typer.Typer) -> None:
                                           "finer grid of head cells (last stage dilated; init weights are adapted)."),
         fine_channels: int = typer.Option(0, "--fine-channels", min=0, help="Width of a lateral head branch on the "
                                           "stride-8 features (0: none; init weights without it start it at zero)."),
+        head: str = typer.Option("grid", "--head", help="Keypoint head: grid (dense layer over the flattened "
+                                 "cells) or centre (soft arg-max over the stride-8 cells; needs --fine-channels)."),
         threads: int = typer.Option(1, "--threads", help="CPU threads (1 is fastest on a busy 2-core box)."),
         max_minutes: Optional[float] = typer.Option(None, "--max-minutes", help="Stop (and checkpoint) after this long; resume later."),
         checkpoint_minutes: float = typer.Option(4.0, "--checkpoint-minutes"),
@@ -223,7 +225,8 @@ def register(app: typer.Typer) -> None:
             val_count=val_count, checkpoint_minutes=checkpoint_minutes, max_minutes=max_minutes, threads=threads,
             shipwakes_dir=shipwakes, shipwakes_fraction=shipwakes_fraction, init_weights=init_weights,
             ranges=ranges, faint_fraction=faint_fraction, faint_ranges=faint_ranges,
-            preprocess=PreprocessConfig(input_size=input_size, output_stride=output_stride, fine_channels=fine_channels),
+            preprocess=PreprocessConfig(input_size=input_size, output_stride=output_stride, fine_channels=fine_channels,
+                                        head=head),
         )
         history = train(config, resume=resume)
         summary = {"run_dir": str(run_dir), "epochs_done": len(history), "last": history[-1] if history else None}
