@@ -46,6 +46,8 @@ class WakeKeypointNet(nn.Module):
             raise ValueError(f"head: expected one of {HEADS}, got {head!r}")
         if head == "centre" and not fine_channels:
             raise ValueError("fine_channels: the centre head reads the stride-8 features, expected > 0, got 0")
+        if head == "centre" and input_size % 8:
+            raise ValueError(f"input_size: the centre head's cells are 8 px, expected a multiple of 8, got {input_size}")
         # output_stride < 32 dilates the last stages instead of striding them: the same weights see
         # a finer grid (4 x 4 instead of 2 x 2 cells for a 64 px crop at 16).
         self.backbone = timm.create_model(
@@ -79,7 +81,7 @@ class WakeKeypointNet(nn.Module):
         self.head_kind = head
         if head == "centre":
             # Stride-16/32 context upsampled onto the stride-8 grid, fused with the stride-8 features;
-            # per cell: hull logit, hull offset within the cell (x, y), offsets of the other three
+            # per cell: hull logit, hull offset from the cell centre (x, y, in half cells), offsets of the other three
             # keypoints from the hull, their visibility logits and log kappa.
             self.fine_size = max(1, math.ceil(input_size / 8))
             self.centre_fuse = nn.Sequential(
@@ -124,7 +126,7 @@ class WakeKeypointNet(nn.Module):
         maps = self.centre_out(self.centre_fuse(torch.cat([context, self.fine_reduce(fine)], dim=1)))
         maps = maps.flatten(2)  # (N, channels, cells)
         weight = torch.softmax(maps[:, 0], dim=-1)  # (N, cells)
-        hull = self.cell_xy + maps[:, 1:3].transpose(1, 2) / size  # (N, cells, 2): within-cell offset
+        hull = self.cell_xy + maps[:, 1:3].transpose(1, 2) / size  # (N, cells, 2); a cell is 2 / size wide
         hull = torch.einsum("nc,ncd->nd", weight, hull)
         read = torch.einsum("nc,nkc->nk", weight, maps[:, 3:])
         n = read.shape[0]
@@ -165,7 +167,11 @@ def adapt_state_dict(state: dict[str, torch.Tensor], model: WakeKeypointNet) -> 
     own = model.state_dict()
     if model.head_kind == "centre":
         # The backbone and its 1x1 reduction carry over; a grid head's layers have no place here.
-        kept = {k: v for k, v in state.items() if k in own}
+        unfit = [k for k, v in own.items() if k.startswith(("backbone.", "reduce.")) and
+                 (k not in state or state[k].shape != v.shape)]
+        if unfit:
+            raise ValueError(f"state: {len(unfit)} backbone tensors missing or of another shape, e.g. {unfit[0]}")
+        kept = {k: v for k, v in state.items() if k in own and v.shape == own[k].shape}
         return {**{k: v for k, v in own.items() if k not in kept}, **kept}
     branch = {k: v for k, v in own.items() if k.startswith("fine_") and k not in state}
     if branch:

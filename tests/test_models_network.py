@@ -131,7 +131,7 @@ def test_the_centre_head_reads_every_output_where_its_soft_arg_max_puts_the_hull
     maps = torch.zeros(1, 14, size, size)
     maps[0, 0] = -30.0
     maps[0, 0, 2, 1] = 30.0  # the hull is in row 2, column 1: centre (-0.25, +0.25) normalised
-    maps[0, 1:3, 2, 1] = torch.tensor([0.4, -0.2])  # ... offset within the cell, in cells
+    maps[0, 1:3, 2, 1] = torch.tensor([0.4, -0.2])  # ... offset from the cell centre, in half cells
     maps[0, 3:9, 2, 1] = torch.tensor([0.0, 0.6, 0.3, 0.5, -0.3, 0.5])  # wake end and arm ends from the hull
     maps[0, 9:13, 2, 1] = torch.tensor([5.0, 4.0, -3.0, 2.0])
     maps[0, 13, 2, 1] = 6.0
@@ -156,6 +156,16 @@ def test_the_centre_head_starts_from_a_grid_model_s_backbone_and_names_bad_setti
     for key in ("backbone.conv_stem.weight", "reduce.0.weight", "reduce.1.running_var"):
         assert torch.equal(centre.state_dict()[key], model.state_dict()[key])
     assert not any(key.startswith("head.") for key in state)
+    # A stride-8 branch of another width starts fresh instead of failing the strict load.
+    wide = create_model(in_chans=4, input_size=32, output_stride=32, fine_channels=16)
+    centre.load_state_dict(adapt_state_dict(wide.state_dict(), centre))
+    # Weights that are not this backbone (a training checkpoint dict, another band count) are named.
+    with pytest.raises(ValueError, match="backbone"):
+        adapt_state_dict({"model": model.state_dict()}, centre)
+    with pytest.raises(ValueError, match="backbone"):
+        adapt_state_dict(create_model(in_chans=3, input_size=32).state_dict(), centre)
+    with pytest.raises(ValueError, match="input_size"):
+        create_model(input_size=36, fine_channels=8, head="centre")
     with pytest.raises(ValueError, match="fine_channels"):
         create_model(head="centre")
     with pytest.raises(ValueError, match="head"):

@@ -85,3 +85,12 @@ def test_faint_range_overrides_parse_or_say_what_is_wrong():
     assert ranges_with_overrides(TRAIN_RANGES, ["p_cloud=0.6"], option="--range").p_cloud == 0.6
     result = CliRunner().invoke(app, ["train-heading", "--range", "p_cloud=often"])
     assert result.exit_code == 2 and "--range 'p_cloud=often': VALUE must be numbers" in result.output
+
+
+def test_train_heading_names_a_head_it_cannot_build_before_starting_a_run(tmp_path):
+    for args in (["--head", "center"], ["--head", "centre"], ["--head", "centre", "--fine-channels", "8",
+                                                              "--input-size", "36"]):
+        run_dir = tmp_path / "run"
+        result = CliRunner().invoke(app, ["train-heading", "--run-dir", str(run_dir), *args])
+        assert result.exit_code == 2 and "--head" in result.output, args
+        assert not run_dir.exists()
