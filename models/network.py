@@ -13,6 +13,10 @@ With ``fine_channels > 0`` the head also reads the backbone's stride-8 features 
 64 px crop, where a 10-25 m hull is still its own pixel or two) through a lateral branch whose last
 layer starts at zero, so weights trained without it load and answer unchanged (a warm start).
 
+With ``head="centre"`` (which needs the stride-8 features) a soft arg-max over the stride-8 cells
+places the hull and every other output is read from per-cell maps under the same weights, so the
+answer moves with a vessel that sits off the chip centre; it warm-starts from a grid model's backbone.
+
 The backbone is built with ``pretrained=False`` (nothing downloads) and ``in_chans`` set directly,
 so the first convolution is created for the chip bands instead of being swapped after the fact.
 """

@@ -208,8 +208,8 @@ def register(app: typer.Typer) -> None:
                                               "and calibrate them (as calibrate-heading)."),
     ) -> None:
         """Train the wake-keypoint heading model on synthetic chips (CPU or CUDA), resumable."""
-        from models.preprocess import PreprocessConfig
         from models.network import HEADS
+        from models.preprocess import PreprocessConfig
         from models.train import TrainConfig, train
         from models.wake_chips import FAINT_RANGES, TRAIN_RANGES
 
