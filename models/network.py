@@ -30,10 +30,20 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-__all__ = ["WakeKeypointNet", "adapt_state_dict", "create_model", "keypoint_loss", "heading_from_keypoints_deg"]
+__all__ = ["WakeKeypointNet", "adapt_state_dict", "check_head", "create_model", "keypoint_loss", "heading_from_keypoints_deg"]
 
 NUM_KEYPOINTS = 4
 HEADS = ("grid", "centre")
+
+
+def check_head(head: str, fine_channels: int, input_size: int) -> None:
+    """Raise ``ValueError`` naming the setting when ``head`` cannot be built with these settings."""
+    if head not in HEADS:
+        raise ValueError(f"head: expected one of {HEADS}, got {head!r}")
+    if head == "centre" and not fine_channels:
+        raise ValueError("fine_channels: the centre head reads the stride-8 features, expected > 0, got 0")
+    if head == "centre" and input_size % 8:
+        raise ValueError(f"input_size: the centre head's cells are 8 px, expected a multiple of 8, got {input_size}")
 
 
 class WakeKeypointNet(nn.Module):
@@ -46,12 +56,7 @@ class WakeKeypointNet(nn.Module):
             raise ValueError(f"output_stride: expected 8, 16 or 32, got {output_stride}")
         if fine_channels < 0:
             raise ValueError(f"fine_channels: expected >= 0, got {fine_channels}")
-        if head not in HEADS:
-            raise ValueError(f"head: expected one of {HEADS}, got {head!r}")
-        if head == "centre" and not fine_channels:
-            raise ValueError("fine_channels: the centre head reads the stride-8 features, expected > 0, got 0")
-        if head == "centre" and input_size % 8:
-            raise ValueError(f"input_size: the centre head's cells are 8 px, expected a multiple of 8, got {input_size}")
+        check_head(head, fine_channels, input_size)
         # output_stride < 32 dilates the last stages instead of striding them: the same weights see
         # a finer grid (4 x 4 instead of 2 x 2 cells for a 64 px crop at 16).
         self.backbone = timm.create_model(
@@ -87,7 +92,7 @@ class WakeKeypointNet(nn.Module):
             # Stride-16/32 context upsampled onto the stride-8 grid, fused with the stride-8 features;
             # per cell: hull logit, hull offset from the cell centre (x, y, in half cells), offsets of the other three
             # keypoints from the hull, their visibility logits and log kappa.
-            self.fine_size = max(1, math.ceil(input_size / 8))
+            self.fine_size = fine_size
             self.centre_fuse = nn.Sequential(
                 nn.Conv2d(96 + fine_channels, 128, 3, padding=1, bias=False), nn.BatchNorm2d(128), nn.SiLU(),
                 nn.Dropout2d(drop_rate),

@@ -208,7 +208,7 @@ def register(app: typer.Typer) -> None:
                                               "and calibrate them (as calibrate-heading)."),
     ) -> None:
         """Train the wake-keypoint heading model on synthetic chips (CPU or CUDA), resumable."""
-        from models.network import HEADS
+        from models.network import check_head
         from models.preprocess import PreprocessConfig
         from models.train import TrainConfig, train
         from models.wake_chips import FAINT_RANGES, TRAIN_RANGES
@@ -219,10 +219,11 @@ def register(app: typer.Typer) -> None:
         except InputError as error:
             typer.echo(f"vesselwatch train-heading: {error}", err=True)
             raise typer.Exit(code=2) from error
-        if head not in HEADS or (head == "centre" and (not fine_channels or input_size % 8)):
-            typer.echo(f"vesselwatch train-heading: --head: expected one of {', '.join(HEADS)} (centre needs "
-                       f"--fine-channels > 0 and an --input-size that is a multiple of 8), got {head!r}", err=True)
-            raise typer.Exit(code=2)
+        try:
+            check_head(head, fine_channels, input_size)
+        except ValueError as error:
+            typer.echo(f"vesselwatch train-heading: --head {head}: {error}", err=True)
+            raise typer.Exit(code=2) from error
         if not resume and (run_dir / "last.pt").exists():
             (run_dir / "last.pt").unlink()
         config = TrainConfig(
