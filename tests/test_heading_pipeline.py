@@ -128,8 +128,10 @@ def test_by_default_only_uncertain_chips_run_the_dihedral_symmetries(model):
     np.testing.assert_array_equal(unset.heading_grid_deg, plain.heading_grid_deg)
     uncertain = np.isfinite(plain.uncertainty_deg) & (plain.uncertainty_deg > limit)
     assert 0 < uncertain.sum() < len(chips["data"]) - 5  # the set holds both kinds
-    np.testing.assert_allclose(auto.heading_grid_deg[uncertain], full.heading_grid_deg[uncertain], atol=1e-6)
-    np.testing.assert_allclose(auto.uncertainty_deg[uncertain], full.uncertainty_deg[uncertain], atol=1e-6)
+    # The augmented chips run in a smaller batch than in ``full``: fp32 convolutions sum in another
+    # order, a few 1e-6 degrees apart; a chip given its plain heading would be far more than 1e-4 off.
+    np.testing.assert_allclose(auto.heading_grid_deg[uncertain], full.heading_grid_deg[uncertain], atol=1e-4)
+    np.testing.assert_allclose(auto.uncertainty_deg[uncertain], full.uncertainty_deg[uncertain], atol=1e-4)
     np.testing.assert_array_equal(auto.heading_grid_deg[~uncertain], plain.heading_grid_deg[~uncertain])
 
 
