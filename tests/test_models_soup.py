@@ -14,7 +14,7 @@ from models.preprocess import PreprocessConfig
 from models.soup import average_state_dicts, average_weights
 from models.wake_chips import FAINT_RANGES, TRAIN_RANGES
 from vesselwatch.cli import app
-from vesselwatch.commands.heading import ranges_with_overrides
+from vesselwatch.commands.heading import network_shape, ranges_with_overrides
 from vesselwatch.errors import InputError
 
 
@@ -94,3 +94,29 @@ def test_train_heading_names_a_head_it_cannot_build_before_starting_a_run(tmp_pa
         result = CliRunner().invoke(app, ["train-heading", "--run-dir", str(run_dir), *args])
         assert result.exit_code == 2 and "--head" in result.output, args
         assert not run_dir.exists()
+
+
+def test_train_heading_takes_the_network_shape_from_the_init_weights_json(tmp_path):
+    centre = PreprocessConfig(output_stride=16, fine_channels=8, head="centre")
+    weights = tmp_path / "centre.pt"
+    torch.manual_seed(0)
+    torch.save(create_model(centre.architecture, len(centre.bands), centre.input_size, 16, 8, "centre").state_dict(), weights)
+    centre.to_json(config_path_for(weights))
+    assert network_shape(weights) == {"output_stride": 16, "fine_channels": 8, "head": "centre"}
+    assert network_shape(weights, head="grid", fine_channels=0) == {"output_stride": 16, "fine_channels": 0, "head": "grid"}
+    assert network_shape(None) == network_shape(tmp_path / "bare.pt") == {"output_stride": 32, "fine_channels": 0, "head": "grid"}
+    broken = tmp_path / "broken.pt"
+    config_path_for(broken).write_text("{not json")
+    with pytest.raises(InputError, match="broken.pt: cannot read broken.json"):
+        network_shape(broken)
+
+    # "Fine-tune the shipped weights" with no shape flags: a centre-head start builds a centre head.
+    run_dir = tmp_path / "run"
+    result = CliRunner().invoke(app, ["train-heading", "--run-dir", str(run_dir), "--init-weights", str(weights),
+                                      "--epochs", "1", "--steps-per-epoch", "1", "--batch-size", "2",
+                                      "--val-count", "4", "--lr", "1e-4"])
+    assert result.exit_code == 0, result.output
+    state = torch.load(run_dir / "last.pt", weights_only=False)["model"]
+    assert "centre_out.weight" in state and not any(k.startswith("head.") for k in state)
+    result = CliRunner().invoke(app, ["train-heading", "--run-dir", str(tmp_path / "r2"), "--init-weights", str(broken)])
+    assert result.exit_code == 2 and "broken.json" in result.output

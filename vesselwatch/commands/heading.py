@@ -82,6 +82,35 @@ def read_chip(path: Path):
                            georeferenced=crs is not None)
 
 
+def network_shape(
+    init_weights: Optional[Path], *, output_stride: Optional[int] = None, fine_channels: Optional[int] = None,
+    head: Optional[str] = None,
+) -> dict:
+    """The network shape ``train-heading`` builds: ``output_stride``, ``fine_channels`` and ``head``.
+
+    Settings given win; the others come from the JSON saved beside ``init_weights`` when there is
+    one (so "fine-tune the shipped weights" needs no flags), else the defaults (32, 0, ``"grid"``).
+
+    Raises
+    ------
+    InputError
+        When the init weights' JSON cannot be read.
+    """
+    from models.inference import config_path_for
+    from models.preprocess import PreprocessConfig
+
+    base = {"output_stride": 32, "fine_channels": 0, "head": "grid"}
+    if init_weights is not None and config_path_for(init_weights).exists():
+        path = config_path_for(init_weights)
+        try:
+            saved = PreprocessConfig.from_json(path)
+        except (OSError, ValueError, TypeError, KeyError) as error:
+            raise InputError(f"--init-weights {init_weights}: cannot read {path.name}: {error}") from error
+        base = {key: getattr(saved, key) for key in base}
+    given = {"output_stride": output_stride, "fine_channels": fine_channels, "head": head}
+    return {key: base[key] if given[key] is None else given[key] for key in base}
+
+
 def draw_heading_png(chip, result, index: int, out: Path, scale: int = 4) -> None:
     """Write the chip as an RGB PNG (upscaled) with keypoints and a heading arrow."""
     from PIL import Image, ImageDraw, ImageFont
@@ -183,12 +212,15 @@ def register(app: typer.Typer) -> None:
         lr: float = typer.Option(2e-3, "--lr"),
         seed: int = typer.Option(0, "--seed", help="Same seed, same batches, same run."),
         input_size: int = typer.Option(64, "--input-size", help="Centre crop fed to the network, pixels."),
-        output_stride: int = typer.Option(32, "--output-stride", help="Backbone output stride: 32, or 16 for a "
-                                          "finer grid of head cells (last stage dilated; init weights are adapted)."),
-        fine_channels: int = typer.Option(0, "--fine-channels", min=0, help="Width of a lateral head branch on the "
-                                          "stride-8 features (0: none; init weights without it start it at zero)."),
-        head: str = typer.Option("grid", "--head", help="Keypoint head: grid (dense layer over the flattened "
-                                 "cells) or centre (soft arg-max over the stride-8 cells; needs --fine-channels)."),
+        output_stride: Optional[int] = typer.Option(None, "--output-stride", help="Backbone output stride: 32, or 16 "
+                                                    "for a finer grid of head cells (last stage dilated; init weights "
+                                                    "are adapted). Default: the init weights' (their JSON), else 32."),
+        fine_channels: Optional[int] = typer.Option(None, "--fine-channels", min=0, help="Width of a lateral head "
+                                                    "branch on the stride-8 features (0: none; init weights without it "
+                                                    "start it at zero). Default: the init weights', else 0."),
+        head: Optional[str] = typer.Option(None, "--head", help="Keypoint head: grid (dense layer over the flattened "
+                                           "cells) or centre (soft arg-max over the stride-8 cells; needs "
+                                           "--fine-channels). Default: the init weights', else grid."),
         threads: int = typer.Option(1, "--threads", help="CPU threads (1 is fastest on a busy 2-core box)."),
         max_minutes: Optional[float] = typer.Option(None, "--max-minutes", help="Stop (and checkpoint) after this long; resume later."),
         checkpoint_minutes: float = typer.Option(4.0, "--checkpoint-minutes"),
@@ -220,9 +252,14 @@ def register(app: typer.Typer) -> None:
             typer.echo(f"vesselwatch train-heading: {error}", err=True)
             raise typer.Exit(code=2) from error
         try:
-            check_head(head, fine_channels, input_size)
+            shape = network_shape(init_weights, output_stride=output_stride, fine_channels=fine_channels, head=head)
+        except InputError as error:
+            typer.echo(f"vesselwatch train-heading: {error}", err=True)
+            raise typer.Exit(code=2) from error
+        try:
+            check_head(shape["head"], shape["fine_channels"], input_size)
         except ValueError as error:
-            typer.echo(f"vesselwatch train-heading: --head {head}: {error}", err=True)
+            typer.echo(f"vesselwatch train-heading: --head {shape['head']}: {error}", err=True)
             raise typer.Exit(code=2) from error
         if not resume and (run_dir / "last.pt").exists():
             (run_dir / "last.pt").unlink()
@@ -231,8 +268,7 @@ def register(app: typer.Typer) -> None:
             val_count=val_count, checkpoint_minutes=checkpoint_minutes, max_minutes=max_minutes, threads=threads,
             shipwakes_dir=shipwakes, shipwakes_fraction=shipwakes_fraction, init_weights=init_weights,
             ranges=ranges, faint_fraction=faint_fraction, faint_ranges=faint_ranges,
-            preprocess=PreprocessConfig(input_size=input_size, output_stride=output_stride, fine_channels=fine_channels,
-                                        head=head),
+            preprocess=PreprocessConfig(input_size=input_size, **shape),
         )
         history = train(config, resume=resume)
         summary = {"run_dir": str(run_dir), "epochs_done": len(history), "last": history[-1] if history else None}
