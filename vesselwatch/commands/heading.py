@@ -89,7 +89,7 @@ def network_shape(
     """The network shape ``train-heading`` builds: ``output_stride``, ``fine_channels`` and ``head``.
 
     Settings given win; the others come from the JSON saved beside ``init_weights`` when there is
-    one (so "fine-tune the shipped weights" needs no flags), else the defaults (32, 0, ``"grid"``).
+    one (so "fine-tune the shipped weights" needs no flags), else ``PreprocessConfig``'s defaults.
 
     Raises
     ------
@@ -99,16 +99,15 @@ def network_shape(
     from models.inference import config_path_for
     from models.preprocess import PreprocessConfig
 
-    base = {"output_stride": 32, "fine_channels": 0, "head": "grid"}
-    if init_weights is not None and config_path_for(init_weights).exists():
-        path = config_path_for(init_weights)
+    source = PreprocessConfig()
+    path = config_path_for(init_weights) if init_weights is not None else None
+    if path is not None and path.exists():
         try:
-            saved = PreprocessConfig.from_json(path)
+            source = PreprocessConfig.from_json(path)
         except (OSError, ValueError, TypeError, KeyError) as error:
             raise InputError(f"--init-weights {init_weights}: cannot read {path.name}: {error}") from error
-        base = {key: getattr(saved, key) for key in base}
     given = {"output_stride": output_stride, "fine_channels": fine_channels, "head": head}
-    return {key: base[key] if given[key] is None else given[key] for key in base}
+    return {key: getattr(source, key) if value is None else value for key, value in given.items()}
 
 
 def draw_heading_png(chip, result, index: int, out: Path, scale: int = 4) -> None:
