@@ -27,11 +27,32 @@ from models.network import adapt_state_dict, create_model, heading_from_keypoint
 from models.preprocess import PreprocessConfig, prepare_batch
 from models.wake_chips import BAND_NAMES, FAINT_RANGES, TRAIN_RANGES, ChipRanges, dihedral_transform, draw_chips
 
-__all__ = ["TrainConfig", "train", "evaluate_arrays", "export_weights", "predict_raw", "weights_record"]
+__all__ = [
+    "TrainConfig", "train", "evaluate_arrays", "export_weights", "predict_raw", "weights_record", "checkpoint_preprocess",
+    "CheckpointMismatch", "NETWORK_FIELDS",
+]
 
 logger = logging.getLogger(__name__)
 
 VALIDATION_SEED_OFFSET = 1_000_003
+
+#: Preprocessing fields that fix the network's shape: a run resumes only with the same values.
+NETWORK_FIELDS = ("architecture", "bands", "input_size", "output_stride", "fine_channels", "head")
+
+
+class CheckpointMismatch(ValueError):
+    """A run directory's checkpoint was saved with another network shape than the one asked for."""
+
+
+def _preprocess_from_dict(raw: dict) -> PreprocessConfig:
+    """A ``PreprocessConfig`` from the dict a checkpoint saves (lists back to tuples)."""
+    return PreprocessConfig(**{**raw, "bands": tuple(raw["bands"]), "keypoint_names": tuple(raw["keypoint_names"])})
+
+
+def checkpoint_preprocess(checkpoint: Path) -> PreprocessConfig:
+    """The preprocessing, network shape included, that a training checkpoint (``last.pt``) was saved with."""
+    state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    return _preprocess_from_dict(state["config"]["preprocess"])
 
 
 @dataclass
@@ -254,6 +275,12 @@ def train(config: TrainConfig, *, resume: bool = True) -> list[dict]:
     epoch, batch, step, history = 0, 0, 0, []
     if resuming:
         state = torch.load(last, map_location=device, weights_only=False)
+        saved = _preprocess_from_dict(state["config"]["preprocess"])
+        differ = [f"{key}={getattr(saved, key)!r} (asked: {getattr(pre, key)!r})" for key in NETWORK_FIELDS
+                  if getattr(saved, key) != getattr(pre, key)]
+        if differ:
+            raise CheckpointMismatch(f"{last}: saved with {', '.join(differ)}; resume with the same network "
+                                     "or start the run over (--no-resume)")
         model.load_state_dict(state["model"])
         ema.load_state_dict(state["ema"])
         optimizer.load_state_dict(state["optimizer"])
@@ -352,8 +379,7 @@ def export_weights(checkpoint: Path, weights_path: Path, preprocess: PreprocessC
     """
     state = torch.load(checkpoint, map_location="cpu", weights_only=False)
     if preprocess is None:
-        raw = state["config"]["preprocess"]
-        preprocess = PreprocessConfig(**{**raw, "bands": tuple(raw["bands"]), "keypoint_names": tuple(raw["keypoint_names"])})
+        preprocess = _preprocess_from_dict(state["config"]["preprocess"])
     history = state.get("history") or []
     cfg = state.get("config", {})
     training = {

@@ -118,5 +118,18 @@ def test_train_heading_takes_the_network_shape_from_the_init_weights_json(tmp_pa
     assert result.exit_code == 0, result.output
     state = torch.load(run_dir / "last.pt", weights_only=False)["model"]
     assert "centre_out.weight" in state and not any(k.startswith("head.") for k in state)
+
+    # Resuming takes the shape from the run's own checkpoint: no flags, no --init-weights needed.
+    assert network_shape(None, checkpoint=run_dir / "last.pt") == {"output_stride": 16, "fine_channels": 8, "head": "centre"}
+    result = CliRunner().invoke(app, ["train-heading", "--run-dir", str(run_dir), "--epochs", "2", "--steps-per-epoch", "1",
+                                      "--batch-size", "2", "--val-count", "4", "--lr", "1e-4"])
+    assert result.exit_code == 0, result.output
+    assert torch.load(run_dir / "last.pt", weights_only=False)["epoch"] == 2
+    # A shape that contradicts the checkpoint is named, not a strict-load traceback.
+    result = CliRunner().invoke(app, ["train-heading", "--run-dir", str(run_dir), "--epochs", "3", "--steps-per-epoch", "1",
+                                      "--batch-size", "2", "--val-count", "4", "--head", "grid", "--fine-channels", "0"])
+    assert result.exit_code == 2, result.output
+    assert "last.pt: saved with fine_channels=8 (asked: 0), head='centre' (asked: 'grid')" in result.output
+    assert torch.load(run_dir / "last.pt", weights_only=False)["epoch"] == 2
     result = CliRunner().invoke(app, ["train-heading", "--run-dir", str(tmp_path / "r2"), "--init-weights", str(broken)])
     assert result.exit_code == 2 and "broken.json" in result.output

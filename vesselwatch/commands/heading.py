@@ -84,24 +84,31 @@ def read_chip(path: Path):
 
 def network_shape(
     init_weights: Optional[Path], *, output_stride: Optional[int] = None, fine_channels: Optional[int] = None,
-    head: Optional[str] = None,
+    head: Optional[str] = None, checkpoint: Optional[Path] = None,
 ) -> dict:
     """The network shape ``train-heading`` builds: ``output_stride``, ``fine_channels`` and ``head``.
 
-    Settings given win; the others come from the JSON saved beside ``init_weights`` when there is
-    one (so "fine-tune the shipped weights" needs no flags), else ``PreprocessConfig``'s defaults.
+    Settings given win; the others come from the run's own ``checkpoint`` when it is resumed (so
+    resuming needs no flags), else from the JSON saved beside ``init_weights`` when there is one (so
+    "fine-tune the shipped weights" needs none either), else ``PreprocessConfig``'s defaults.
 
     Raises
     ------
     InputError
-        When the init weights' JSON cannot be read.
+        When the checkpoint or the init weights' JSON cannot be read.
     """
     from models.inference import config_path_for
     from models.preprocess import PreprocessConfig
+    from models.train import checkpoint_preprocess
 
     source = PreprocessConfig()
     path = config_path_for(init_weights) if init_weights is not None else None
-    if path is not None and path.exists():
+    if checkpoint is not None and checkpoint.exists():
+        try:
+            source = checkpoint_preprocess(checkpoint)
+        except (OSError, RuntimeError, ValueError, TypeError, KeyError, EOFError) as error:
+            raise InputError(f"{checkpoint}: cannot read the saved run settings: {error}") from error
+    elif path is not None and path.exists():
         try:
             source = PreprocessConfig.from_json(path)
         except (OSError, ValueError, TypeError, KeyError) as error:
@@ -213,13 +220,13 @@ def register(app: typer.Typer) -> None:
         input_size: int = typer.Option(64, "--input-size", help="Centre crop fed to the network, pixels."),
         output_stride: Optional[int] = typer.Option(None, "--output-stride", help="Backbone output stride: 32, or 16 "
                                                     "for a finer grid of head cells (last stage dilated; init weights "
-                                                    "are adapted). Default: the init weights' (their JSON), else 32."),
+                                                    "are adapted). Default: the resumed run's, else the init weights' (their JSON), else 32."),
         fine_channels: Optional[int] = typer.Option(None, "--fine-channels", min=0, help="Width of a lateral head "
                                                     "branch on the stride-8 features (0: none; init weights without it "
-                                                    "start it at zero). Default: the init weights', else 0."),
+                                                    "start it at zero). Default: the resumed run's, else the init weights', else 0."),
         head: Optional[str] = typer.Option(None, "--head", help="Keypoint head: grid (dense layer over the flattened "
                                            "cells) or centre (soft arg-max over the stride-8 cells; needs "
-                                           "--fine-channels). Default: the init weights', else grid."),
+                                           "--fine-channels). Default: the resumed run's, else the init weights', else grid."),
         threads: int = typer.Option(1, "--threads", help="CPU threads (1 is fastest on a busy 2-core box)."),
         max_minutes: Optional[float] = typer.Option(None, "--max-minutes", help="Stop (and checkpoint) after this long; resume later."),
         checkpoint_minutes: float = typer.Option(4.0, "--checkpoint-minutes"),
@@ -241,7 +248,7 @@ def register(app: typer.Typer) -> None:
         """Train the wake-keypoint heading model on synthetic chips (CPU or CUDA), resumable."""
         from models.network import check_head
         from models.preprocess import PreprocessConfig
-        from models.train import TrainConfig, train
+        from models.train import CheckpointMismatch, TrainConfig, train
         from models.wake_chips import FAINT_RANGES, TRAIN_RANGES
 
         try:
@@ -251,7 +258,8 @@ def register(app: typer.Typer) -> None:
             typer.echo(f"vesselwatch train-heading: {error}", err=True)
             raise typer.Exit(code=2) from error
         try:
-            shape = network_shape(init_weights, output_stride=output_stride, fine_channels=fine_channels, head=head)
+            shape = network_shape(init_weights, output_stride=output_stride, fine_channels=fine_channels, head=head,
+                                  checkpoint=run_dir / "last.pt" if resume else None)
         except InputError as error:
             typer.echo(f"vesselwatch train-heading: {error}", err=True)
             raise typer.Exit(code=2) from error
@@ -269,7 +277,11 @@ def register(app: typer.Typer) -> None:
             ranges=ranges, faint_fraction=faint_fraction, faint_ranges=faint_ranges,
             preprocess=PreprocessConfig(input_size=input_size, **shape),
         )
-        history = train(config, resume=resume)
+        try:
+            history = train(config, resume=resume)
+        except CheckpointMismatch as error:
+            typer.echo(f"vesselwatch train-heading: --run-dir {error}", err=True)
+            raise typer.Exit(code=2) from error
         summary = {"run_dir": str(run_dir), "epochs_done": len(history), "last": history[-1] if history else None}
         if export is not None:
             summary["weights"] = export_and_calibrate(run_dir / "last.pt", export)
