@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import pickle
 from dataclasses import dataclass
 from pathlib import Path
 from collections.abc import Sequence
@@ -129,18 +130,30 @@ def load_heading_model(
         weights_path = Settings().resolved_heading_weights_path()
     weights_path = Path(weights_path)
     json_path = config_path_for(weights_path)
-    if not weights_path.exists():
-        raise ProductError(weights_path, "heading model weights not found")
-    if not json_path.exists():
+    if not weights_path.is_file():
+        raise ProductError(weights_path, "heading model weights not found" if not weights_path.exists()
+                           else "heading model weights path is not a file")
+    if not json_path.is_file():
         raise ProductError(json_path, "preprocessing config missing next to the weights")
-    config = PreprocessConfig.from_json(json_path)
-    network = create_model(config.architecture, len(config.bands), config.input_size, config.output_stride,
-                           config.fine_channels, config.head)
+    try:
+        config = PreprocessConfig.from_json(json_path)
+        network = create_model(config.architecture, len(config.bands), config.input_size, config.output_stride,
+                               config.fine_channels, config.head)
+    except (ValueError, TypeError, KeyError, AttributeError, RuntimeError) as exc:
+        raise ProductError(json_path, f"not a usable preprocessing config: {exc}") from exc
     try:
         state = torch.load(weights_path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ProductError(weights_path, f"not a PyTorch state_dict torch can load safely: {first}") from exc
+    if not isinstance(state, dict):
+        raise ProductError(weights_path, f"expected a state_dict (dict of tensors), got {type(state).__name__}")
+    try:
         network.load_state_dict(state)
     except (RuntimeError, KeyError, ValueError) as exc:
-        raise ProductError(weights_path, f"weights do not fit {config.architecture} with {len(config.bands)} bands: {exc}") from exc
+        first = str(exc).strip().splitlines()
+        detail = " ".join(first[:2])[:400] + (" …" if len(str(exc)) > 400 else "")
+        raise ProductError(weights_path, f"weights do not fit {config.architecture} with {len(config.bands)} bands: {detail}") from exc
     if threads:
         torch.set_num_threads(threads)
     network = network.eval().to(memory_format=torch.channels_last)

@@ -19,7 +19,7 @@ import numpy as np
 
 from vesselwatch.errors import InputError
 
-__all__ = ["PreprocessConfig", "select_bands", "center_crop", "normalize", "prepare_batch"]
+__all__ = ["PreprocessConfig", "select_bands", "center_crop", "normalize", "fill_nonfinite", "prepare_batch"]
 
 
 @dataclass(frozen=True)
@@ -85,6 +85,18 @@ class PreprocessConfig:
     head: str = "grid"
     extra: dict = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        """Refuse values no network or preprocessing could run with (a hand-edited JSON, say)."""
+        if not isinstance(self.input_size, int) or isinstance(self.input_size, bool) or self.input_size < 16:
+            raise ValueError(f"input_size: expected an integer of at least 16 px, got {self.input_size!r}")
+        if self.normalization != "robust_asinh":
+            raise ValueError(f"normalization: only 'robust_asinh' is implemented, got {self.normalization!r}")
+        threshold = self.wake_probability_threshold
+        if not isinstance(threshold, (int, float)) or isinstance(threshold, bool) or not 0.0 <= threshold <= 1.0:
+            raise ValueError(f"wake_probability_threshold: expected a number in 0..1, got {threshold!r}")
+        if not self.bands or not all(isinstance(b, str) for b in self.bands):
+            raise ValueError(f"bands: expected a non-empty list of band names, got {self.bands!r}")
+
     def to_json(self, path: str | Path) -> None:
         """Write the configuration as JSON."""
         Path(path).write_text(json.dumps(asdict(self), indent=2, sort_keys=True) + "\n")
@@ -93,6 +105,8 @@ class PreprocessConfig:
     def from_json(cls, path: str | Path) -> PreprocessConfig:
         """Read a configuration written by :meth:`to_json`."""
         raw = json.loads(Path(path).read_text())
+        if not isinstance(raw, dict):
+            raise ValueError(f"expected a JSON object, got {type(raw).__name__}")
         for key in ("bands", "keypoint_names"):
             if key in raw:
                 raw[key] = tuple(raw[key])
@@ -175,4 +189,21 @@ def prepare_batch(
         raise InputError(f"data: expected (N, bands, H, W), got shape {data.shape}")
     selected = select_bands(data, band_names, config)
     crop, offset = center_crop(selected, config.input_size)
-    return normalize(crop, config.eps), offset
+    return normalize(fill_nonfinite(crop), config.eps), offset
+
+
+def fill_nonfinite(data: np.ndarray) -> np.ndarray:
+    """NaN/inf pixels (nodata) of ``(N, C, H, W)`` chips set to their chip and band's median (0 when none is finite).
+
+    One nodata pixel would otherwise turn the band's median, and so the whole chip's answer, into NaN.
+    Chips without such pixels are returned as they are.
+    """
+    finite = np.isfinite(data)
+    if finite.all():
+        return data
+    flat = np.where(finite, data, np.nan).reshape(*data.shape[:-2], -1)
+    with np.errstate(all="ignore"):
+        counts = finite.reshape(flat.shape).sum(axis=-1, keepdims=True)
+        median = np.nanmedian(np.where(counts > 0, flat, 0.0), axis=-1, keepdims=True)
+    filled = np.where(finite.reshape(flat.shape), flat, median)
+    return filled.reshape(data.shape).astype(data.dtype, copy=False)

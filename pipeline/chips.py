@@ -61,6 +61,51 @@ class Chip:
     window: Window
 
 
+#: Largest ratio of a chip pixel's ground sides for which a grid bearing is taken as a ground bearing.
+MAX_PIXEL_ASPECT = 1.1
+
+
+def chip_grid_problem(transform: Affine, crs: CRS | object, height: int, width: int) -> str | None:
+    """Why a georeferenced chip's pixel grid cannot give a true bearing as ``grid + grid_north_deg``, or None.
+
+    The heading model works in the chip's pixel grid and assumes square pixels with rows running
+    down the grid (north-up, as the pipeline cuts chips). A rotated or mirrored transform turns or
+    flips every bearing, and pixels that are not square on the ground (a geographic CRS away from
+    the equator: at 52° N, 0.0001° is 6.9 m × 11.1 m) bend them; those chips must be warped first.
+
+    Parameters
+    ----------
+    transform : Affine
+        Pixel (col, row) → ``crs`` coordinates.
+    crs : CRS
+        The chip's CRS (projected or geographic).
+    height, width : int
+        Chip size, pixels.
+
+    Returns
+    -------
+    str or None
+        A sentence naming what is wrong and what to do, or None when the grid is usable.
+    """
+    a, b, d, e = transform.a, transform.b, transform.d, transform.e
+    if b != 0.0 or d != 0.0 or a <= 0.0 or e >= 0.0:
+        return (f"transform is rotated or flipped (a={a:g}, b={b:g}, d={d:g}, e={e:g}); "
+                "warp the chip north-up first (e.g. gdalwarp)")
+    crs = CRS.from_user_input(crs)
+    col, row = width / 2.0, height / 2.0
+    xs = np.array([a * col + transform.c, a * (col + 1) + transform.c, a * col + transform.c])
+    ys = np.array([e * row + transform.f, e * row + transform.f, e * (row + 1) + transform.f])
+    lon, lat = Transformer.from_crs(crs, "EPSG:4326", always_xy=True).transform(xs, ys)
+    _, _, sides = _GEOD.inv(np.full(2, lon[0]), np.full(2, lat[0]), lon[1:], lat[1:])
+    across, down = float(sides[0]), float(sides[1])
+    if not (np.isfinite(across) and np.isfinite(down)) or min(across, down) <= 0.0:
+        return "pixel size on the ground could not be computed from the transform and CRS"
+    if max(across, down) / min(across, down) > MAX_PIXEL_ASPECT:
+        return (f"pixels are {across:.1f} m × {down:.1f} m on the ground, not square; reproject the chip "
+                "to a projected CRS with square pixels (e.g. UTM at 10 m)")
+    return None
+
+
 def grid_north_deg(crs: CRS | object, x: np.ndarray, y: np.ndarray) -> np.ndarray:
     """True bearing of grid up at points of a projected CRS (meridian convergence), degrees.
 

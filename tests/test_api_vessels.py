@@ -178,3 +178,18 @@ def test_bad_uploads_are_problems(client):
     assert_problem(oversized, 413)
     assert_problem(client.post("/heading"), 422, "file")
     assert_problem(client.post("/heading", files={"file": ("chip.png", b"", "image/png")}), 422, "file")
+
+
+def test_a_rotated_geotiff_is_refused_not_misread(client):
+    import rasterio
+    from affine import Affine
+
+    data = np.full((4, 64, 64), 500, np.uint16)
+    rotated = Affine.translation(600000, 5800000) @ Affine.rotation(30) @ Affine.scale(10, -10)
+    with rasterio.MemoryFile() as memory:
+        with memory.open(driver="GTiff", width=64, height=64, count=4, dtype="uint16", crs="EPSG:32631",
+                         transform=rotated) as dataset:
+            dataset.write(data)
+        content = memory.read()
+    body = assert_problem(client.post("/heading", files={"file": ("rot.tif", content, "image/tiff")}), 422, "file")
+    assert "rotated or flipped" in body["detail"]

@@ -168,9 +168,12 @@ def heading(
     grid_north = 0.0
     georeferenced = chip.crs is not None
     if georeferenced:
-        from pipeline.chips import grid_north_deg
+        from pipeline.chips import chip_grid_problem, grid_north_deg
 
         height, width = chip.data.shape[1:]
+        problem = chip_grid_problem(chip.transform, chip.crs, height, width)
+        if problem is not None:
+            raise Problem(422, f"GeoTIFF {problem}", invalid_params=[("file", problem)])
         cx, cy = chip.transform @ (width / 2.0, height / 2.0)
         grid_north = float(grid_north_deg(chip.crs, np.array([cx]), np.array([cy]))[0])
     item = SimpleNamespace(data=chip.data, band_names=chip.band_names, grid_north_deg=grid_north,

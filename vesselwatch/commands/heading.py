@@ -42,38 +42,89 @@ def _to_reflectance(data: np.ndarray) -> np.ndarray:
     return data.astype(np.float32)
 
 
+_PNG_MAGIC, _JPEG_MAGIC = b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff"
+_TIFF_MAGICS = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
+#: Picture formats ``--png`` can write, by suffix.
+_PICTURE_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp"}
+#: Smallest chip edge, pixels (the pipeline cuts 128; the model sees the central 64).
+MIN_CHIP_EDGE_PX = 16
+
+
+def _read_picture(path: Path) -> np.ndarray:
+    """A PNG/JPEG as ``(3, H, W)`` reflectance planes B04 B03 B02 (grey: one plane for all three)."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            im.load()
+            if im.mode in ("I;16", "I;16B", "I;16L", "I"):  # 16-bit grey: convert("RGB") would clip it to 255
+                grey = np.asarray(im, dtype=np.float32) / 65535.0
+                return np.stack([grey, grey, grey])
+            return _to_reflectance(np.asarray(im.convert("RGB")).transpose(2, 0, 1))
+    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:
+        raise ProductError(path, f"cannot read chip image: {exc}") from exc
+
+
 def read_chip(path: Path):
-    """Read a PNG/JPEG or GeoTIFF chip as a duck-typed chip (data, band_names, transform, crs, grid_north_deg)."""
+    """Read a PNG/JPEG or GeoTIFF chip as a duck-typed chip (data, band_names, transform, crs, grid_north_deg).
+
+    The format is told by the file's first bytes, not its name. Pixels that are nodata in a GeoTIFF
+    become NaN (the model's preprocessing fills them). A one-band chip is used for every visible
+    plane, as a grey picture: it has no NIR, so the wake-on-land check does not run on it.
+
+    Raises
+    ------
+    ProductError
+        When the file is missing or unreadable, or its georeferencing cannot give a true bearing
+        (rotated or flipped transform, pixels not square on the ground).
+    """
     from types import SimpleNamespace
 
     from affine import Affine
 
-    suffix = path.suffix.lower()
     if not path.exists():
         raise ProductError(path, "chip file not found")
-    if suffix in {".png", ".jpg", ".jpeg"}:
-        from PIL import Image
-
-        with Image.open(path) as im:
-            rgb = np.asarray(im.convert("RGB"))
-        data = _to_reflectance(rgb.transpose(2, 0, 1))
-        return SimpleNamespace(data=data, band_names=["B04", "B03", "B02"], transform=Affine.identity(), crs=None,
-                               grid_north_deg=0.0, georeferenced=False)
+    if path.is_dir():
+        raise ProductError(path, "is a directory, not a chip file")
+    with open(path, "rb") as handle:
+        head = handle.read(8)
+    is_tiff = head[:4] in _TIFF_MAGICS
+    if not is_tiff and (head.startswith((_PNG_MAGIC, _JPEG_MAGIC)) or path.suffix.lower() in {".png", ".jpg", ".jpeg"}):
+        data = _read_picture(path)
+        if min(data.shape[1:]) < MIN_CHIP_EDGE_PX:
+            raise ProductError(path, f"chip is {data.shape[2]} x {data.shape[1]} px; each edge must be at least "
+                                     f"{MIN_CHIP_EDGE_PX} px (the pipeline cuts 128)")
+        return SimpleNamespace(data=data, band_names=["B04", "B03", "B02"], transform=Affine.identity(),
+                               crs=None, grid_north_deg=0.0, georeferenced=False)
     import rasterio
 
     try:
         with rasterio.open(path) as src:
-            data = _to_reflectance(src.read())
+            masked = src.read(masked=True)
+            data = _to_reflectance(np.ma.getdata(masked))
+            nodata = np.ma.getmaskarray(masked)
+            if nodata.any():
+                data = np.where(nodata, np.float32(np.nan), data)
+                logger.warning("%s: %d nodata pixels (of %d) are filled for the model", path, int(nodata.any(axis=0).sum()),
+                               nodata.shape[1] * nodata.shape[2])
             names = _band_names_for(src.count, src.descriptions)
             transform, crs = src.transform, src.crs
     except rasterio.errors.RasterioIOError as exc:
         raise ProductError(path, f"cannot read chip: {exc}") from exc
-    if len(names) == 1:  # one band: use it for every plane the model wants
-        data, names = np.repeat(data, 4, axis=0), ["B02", "B03", "B04", "B08"]
+    except InputError as exc:
+        raise ProductError(path, str(exc)) from exc
+    if min(data.shape[1:]) < MIN_CHIP_EDGE_PX:
+        raise ProductError(path, f"chip is {data.shape[2]} x {data.shape[1]} px; each edge must be at least "
+                                 f"{MIN_CHIP_EDGE_PX} px (the pipeline cuts 128)")
+    if len(names) == 1:  # one band: a grey picture, every visible plane the same, no NIR
+        data, names = np.repeat(data, 3, axis=0), ["B04", "B03", "B02"]
     grid_north = 0.0
     if crs is not None:
-        from pipeline.chips import grid_north_deg
+        from pipeline.chips import chip_grid_problem, grid_north_deg
 
+        problem = chip_grid_problem(transform, crs, data.shape[1], data.shape[2])
+        if problem is not None:
+            raise ProductError(path, problem)
         col, row = data.shape[2] / 2.0, data.shape[1] / 2.0
         cx = transform.a * col + transform.b * row + transform.c
         cy = transform.d * col + transform.e * row + transform.f
@@ -115,6 +166,21 @@ def network_shape(
             raise InputError(f"--init-weights {init_weights}: cannot read {path.name}: {error}") from error
     given = {"output_stride": output_stride, "fine_channels": fine_channels, "head": head}
     return {key: getattr(source, key) if value is None else value for key, value in given.items()}
+
+
+def check_picture_out(path: Path) -> None:
+    """Raise ``InputError`` unless ``path`` can be written as a picture (known suffix, writable folder)."""
+    import os
+
+    if path.is_dir():
+        raise InputError(f"--png {path}: is a directory")
+    if path.suffix.lower() not in _PICTURE_SUFFIXES:
+        raise InputError(f"--png {path}: the suffix must be one of {sorted(_PICTURE_SUFFIXES)}")
+    folder = path.parent
+    while not folder.exists():
+        folder = folder.parent
+    if not folder.is_dir() or not os.access(folder, os.W_OK):
+        raise InputError(f"--png {path}: cannot write in {folder}")
 
 
 def draw_heading_png(chip, result, index: int, out: Path, scale: int = 4) -> None:
@@ -177,6 +243,8 @@ def register(app: typer.Typer) -> None:
         from pipeline.motion import measure_motion
 
         try:
+            if png is not None:
+                check_picture_out(png)
             chip = read_chip(chip_path)
             model = load_heading_model(weights, fast=False if eager else None)
             result = estimate_headings([chip], model, tta=tta, max_wake_land_share=MAX_WAKE_LAND_SHARE if land_check else None)
@@ -205,8 +273,12 @@ def register(app: typer.Typer) -> None:
             "backend": model.backend,
         }
         if png is not None:
-            draw_heading_png(chip, result, 0, png)
-            summary["png"] = str(png)
+            try:
+                draw_heading_png(chip, result, 0, png)
+                summary["png"] = str(png)
+            except OSError as error:
+                summary["png_error"] = f"{png}: {error}"
+                logger.error("--png %s: %s", png, error)
         typer.echo(json.dumps(summary, indent=2))
 
     @app.command("train-heading")
@@ -215,9 +287,9 @@ def register(app: typer.Typer) -> None:
         epochs: int = typer.Option(12, "--epochs", min=1),
         steps_per_epoch: int = typer.Option(200, "--steps-per-epoch", min=1),
         batch_size: int = typer.Option(64, "--batch-size", min=2),
-        lr: float = typer.Option(2e-3, "--lr"),
+        lr: float = typer.Option(2e-3, "--lr", min=1e-9, max=1.0, help="Peak learning rate (cosine schedule)."),
         seed: int = typer.Option(0, "--seed", help="Same seed, same batches, same run."),
-        input_size: int = typer.Option(64, "--input-size", help="Centre crop fed to the network, pixels."),
+        input_size: int = typer.Option(64, "--input-size", min=16, help="Centre crop fed to the network, pixels."),
         output_stride: Optional[int] = typer.Option(None, "--output-stride", help="Backbone output stride: 32, or 16 "
                                                     "for a finer grid of head cells (last stage dilated; init weights "
                                                     "are adapted). Default: the resumed run's, else the init weights' (their JSON), else 32."),
@@ -227,12 +299,12 @@ def register(app: typer.Typer) -> None:
         head: Optional[str] = typer.Option(None, "--head", help="Keypoint head: grid (dense layer over the flattened "
                                            "cells) or centre (soft arg-max over the stride-8 cells; needs "
                                            "--fine-channels). Default: the resumed run's, else the init weights', else grid."),
-        threads: int = typer.Option(1, "--threads", help="CPU threads (1 is fastest on a busy 2-core box)."),
-        max_minutes: Optional[float] = typer.Option(None, "--max-minutes", help="Stop (and checkpoint) after this long; resume later."),
-        checkpoint_minutes: float = typer.Option(4.0, "--checkpoint-minutes"),
-        val_count: int = typer.Option(768, "--val-count"),
+        threads: int = typer.Option(1, "--threads", min=0, help="CPU threads (1 is fastest on a busy 2-core box)."),
+        max_minutes: Optional[float] = typer.Option(None, "--max-minutes", min=0.01, help="Stop (and checkpoint) after this long; resume later."),
+        checkpoint_minutes: float = typer.Option(4.0, "--checkpoint-minutes", min=0.01),
+        val_count: int = typer.Option(768, "--val-count", min=1),
         shipwakes: Optional[Path] = typer.Option(None, "--shipwakes", help="ShipWakes-format directory to mix in (imgs/ + annotations/)."),
-        shipwakes_fraction: float = typer.Option(0.25, "--shipwakes-fraction"),
+        shipwakes_fraction: float = typer.Option(0.25, "--shipwakes-fraction", min=0.0, max=0.95),
         resume: bool = typer.Option(True, "--resume/--no-resume", help="Continue from RUN_DIR/last.pt when present."),
         init_weights: Optional[Path] = typer.Option(None, "--init-weights", help="Fine-tune: start a new run from "
                                                     "these weights (e.g. the shipped ones) instead of at random."),
@@ -277,10 +349,19 @@ def register(app: typer.Typer) -> None:
             ranges=ranges, faint_fraction=faint_fraction, faint_ranges=faint_ranges,
             preprocess=PreprocessConfig(input_size=input_size, **shape),
         )
+        if run_dir.exists() and not run_dir.is_dir():
+            typer.echo(f"vesselwatch train-heading: --run-dir {run_dir}: exists and is not a directory", err=True)
+            raise typer.Exit(code=2)
+        if init_weights is not None and not init_weights.is_file():
+            typer.echo(f"vesselwatch train-heading: --init-weights {init_weights}: not a weights file", err=True)
+            raise typer.Exit(code=2)
         try:
             history = train(config, resume=resume)
         except CheckpointMismatch as error:
             typer.echo(f"vesselwatch train-heading: --run-dir {error}", err=True)
+            raise typer.Exit(code=2) from error
+        except VesselwatchError as error:  # an unreadable --shipwakes directory, say
+            typer.echo(f"vesselwatch train-heading: {error}", err=True)
             raise typer.Exit(code=2) from error
         summary = {"run_dir": str(run_dir), "epochs_done": len(history), "last": history[-1] if history else None}
         if export is not None:
@@ -299,6 +380,10 @@ def register(app: typer.Typer) -> None:
         from models.inference import file_sha256
         from models.soup import average_weights
 
+        if out.suffix.lower() == ".json" or out.is_dir():
+            typer.echo(f"vesselwatch average-heading-weights: --out {out}: give the weights file (.pt); "
+                       "its JSON is written beside it", err=True)
+            raise typer.Exit(code=2)
         try:
             average_weights(weights, out)
             summary = calibrate_weights(out) if calibrate else {"path": str(out), "sha256": file_sha256(out)}
@@ -358,6 +443,12 @@ def ranges_with_overrides(ranges: ChipRanges, items: list[str], option: str = "-
         arity = len(current) if isinstance(current, tuple) else 1
         if len(numbers) != arity:
             raise InputError(f"{option} {item!r}: {key} takes {arity} number(s), got {len(numbers)}")
+        if not all(math.isfinite(n) for n in numbers):
+            raise InputError(f"{option} {item!r}: VALUE must be finite numbers")
+        if arity == 2 and numbers[0] > numbers[1]:
+            raise InputError(f"{option} {item!r}: a range is LOW,HIGH with LOW <= HIGH")
+        if key.startswith("p_") and not 0.0 <= numbers[0] <= 1.0:
+            raise InputError(f"{option} {item!r}: {key} is a probability, 0..1")
         changes[key] = numbers if isinstance(current, tuple) else numbers[0]
     return replace(ranges, **changes)
 

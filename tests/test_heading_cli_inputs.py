@@ -1,0 +1,146 @@
+"""``vesselwatch heading`` and its sibling commands on inputs a user gets wrong: named errors, no wrong answers."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import rasterio
+import torch
+from affine import Affine
+from PIL import Image
+from typer.testing import CliRunner
+
+from models.metrics import angular_error_deg
+from models.preprocess import PreprocessConfig, fill_nonfinite
+from models.wake_chips import ChipRanges, draw_chips
+from pipeline.chips import chip_grid_problem
+from vesselwatch.cli import app
+
+EASY = ChipRanges(length_m=(80.0, 200.0), speed_kn=(14.0, 20.0), p_wake=1.0, noise_sigma=(0.0005, 0.001),
+                  p_glint=0.0, p_cloud=0.0, p_stretch=0.0, p_rgb_only=0.0, jitter_px=1.0, p_distractor=0.0)
+NORTH_UP = Affine(10.0, 0.0, 600000.0, 0.0, -10.0, 5800000.0)
+
+
+@pytest.fixture(scope="module")
+def chip():
+    chips = draw_chips(2024, 1, EASY, size=128)
+    return chips["data"][0].astype(np.float32), float(chips["heading_grid_deg"][0])
+
+
+def _tif(path, data, transform=NORTH_UP, crs="EPSG:32631", nodata=None):
+    profile = dict(driver="GTiff", width=data.shape[2], height=data.shape[1], count=data.shape[0], dtype=data.dtype,
+                   crs=crs, transform=transform, nodata=nodata)
+    with rasterio.open(path, "w", **profile) as dst:
+        dst.write(data)
+    return path
+
+
+def _heading(*args):
+    return CliRunner().invoke(app, ["heading", *map(str, args), "--eager"])
+
+
+def test_rotated_flipped_or_non_square_grids_are_refused_not_misread(tmp_path, chip):
+    data, _ = chip
+    cases = {
+        "rot30.tif": (Affine.translation(600000, 5800000) @ Affine.rotation(30) @ Affine.scale(10, -10), "EPSG:32631"),
+        "south_up.tif": (Affine(10, 0, 600000, 0, 10, 5798720), "EPSG:32631"),
+        "mirror.tif": (Affine(-10, 0, 601280, 0, -10, 5800000), "EPSG:32631"),
+        "lonlat.tif": (Affine(0.0001, 0, 3.0, 0, -0.0001, 52.0), "EPSG:4326"),
+    }
+    for name, (transform, crs) in cases.items():
+        result = _heading(_tif(tmp_path / name, data, transform, crs))
+        assert result.exit_code == 2, (name, result.output)
+        assert name in result.output and ("rotated or flipped" in result.output or "not square" in result.output), result.output
+    assert chip_grid_problem(NORTH_UP, "EPSG:32631", 128, 128) is None
+    # Near the equator a degree grid is square enough on the ground.
+    assert chip_grid_problem(Affine(0.0001, 0, 3.0, 0, -0.0001, 1.0), "EPSG:4326", 128, 128) is None
+
+
+def test_nodata_and_nan_pixels_are_filled_not_spread(tmp_path, chip):
+    data, truth = chip
+    clean = json.loads(_heading(_tif(tmp_path / "clean.tif", data)).output)
+    holed = data.copy()
+    holed[:, 70, 60] = np.nan  # one pixel inside the crop the model sees
+    out = json.loads(_heading(_tif(tmp_path / "nan.tif", holed)).output)
+    assert out["heading_grid_deg"] is not None and angular_error_deg(out["heading_grid_deg"], truth) <= 10.0
+    assert abs(out["heading_grid_deg"] - clean["heading_grid_deg"]) < 2.0
+    dn = np.round(data * 10000).astype(np.int16)
+    dn[:, :, :10] = -9999  # a declared nodata margin is not reflectance
+    result = _heading(_tif(tmp_path / "nodata.tif", dn, nodata=-9999))
+    assert result.exit_code == 0, result.output
+    assert angular_error_deg(json.loads(result.stdout)["heading_grid_deg"], truth) <= 10.0
+
+    batch = np.ones((2, 2, 4, 4), np.float32)
+    batch[0, 0, 1, 1], batch[0, 1, 0, 0], batch[1, 1] = np.nan, np.inf, np.nan
+    filled = fill_nonfinite(batch)
+    assert np.isfinite(filled).all() and filled[0, 0, 1, 1] == 1.0 and (filled[1, 1] == 0.0).all()
+    assert fill_nonfinite(np.ones((1, 1, 2, 2), np.float32)) is not None
+
+
+def test_one_band_chips_and_16_bit_grey_pngs_are_read_as_grey_pictures(tmp_path, chip):
+    data, truth = chip
+    out = json.loads(_heading(_tif(tmp_path / "one.tif", data[3:4])).output)
+    assert out["wake_on_land"] is False  # no NIR: NDWI cannot be computed, so no land check
+    grey = data[3] / data[3].max()
+    Image.fromarray(np.round(grey * 65535).astype(np.uint16)).save(tmp_path / "grey16.png")
+    Image.fromarray(np.round(grey * 255).astype(np.uint8)).save(tmp_path / "grey8.png")
+    wide = json.loads(_heading(tmp_path / "grey16.png").output)
+    narrow = json.loads(_heading(tmp_path / "grey8.png").output)
+    assert wide["wake_probability"] > 0.5 and abs(wide["wake_probability"] - narrow["wake_probability"]) < 0.1
+    assert angular_error_deg(wide["heading_grid_deg"], narrow["heading_grid_deg"]) < 3.0
+
+
+def test_unreadable_chips_and_outputs_are_named_before_any_work(tmp_path, chip):
+    data, _ = chip
+    good = _tif(tmp_path / "good.tif", data)
+    (tmp_path / "text.png").write_text("not a picture")
+    (tmp_path / "folder.png").mkdir()
+    for bad, words in ((tmp_path / "text.png", "cannot read chip image"), (tmp_path / "folder.png", "is a directory"),
+                       (_tif(tmp_path / "tiny.tif", data[:, :8, :8]), "at least 16 px")):
+        result = _heading(bad)
+        assert result.exit_code == 2 and words in result.output and bad.name in result.output, result.output
+    # A GeoTIFF named .png is read as the GeoTIFF it is (georeferencing kept).
+    disguised = tmp_path / "disguised.png"
+    disguised.write_bytes(good.read_bytes())
+    assert json.loads(_heading(disguised).output)["georeferenced"] is True
+    for out, words in ((tmp_path / "arrow.txt", "suffix"), (tmp_path, "is a directory"),
+                       (good / "x.png", "cannot write")):
+        result = _heading(good, "--png", out)
+        assert result.exit_code == 2 and words in result.output and "{" not in result.output, result.output
+
+
+def test_weights_that_torch_cannot_load_are_named(tmp_path, chip):
+    data, _ = chip
+    good = _tif(tmp_path / "good.tif", data)
+    garbage = tmp_path / "garbage.pt"
+    garbage.write_bytes(b"\x00not a zip or a pickle")
+    PreprocessConfig().to_json(tmp_path / "garbage.json")
+    listed = tmp_path / "listed.pt"
+    torch.save({}, listed)
+    (tmp_path / "listed.json").write_text("[1, 2]")
+    edited = tmp_path / "edited.pt"
+    torch.save({}, edited)
+    raw = json.loads((tmp_path / "garbage.json").read_text())
+    (tmp_path / "edited.json").write_text(json.dumps({**raw, "input_size": 0}))
+    for weights, words in ((garbage, "garbage.pt: not a PyTorch state_dict"), (listed, "listed.json: not a usable"),
+                           (edited, "input_size")):
+        result = _heading(good, "--weights", weights)
+        assert result.exit_code == 2 and words in result.output, result.output
+        assert "Traceback" not in result.output
+
+
+def test_sibling_commands_refuse_bad_values_up_front(tmp_path):
+    runner = CliRunner()
+    soup = runner.invoke(app, ["average-heading-weights", "a.pt", "b.pt", "--out", str(tmp_path / "soup.json")])
+    assert soup.exit_code == 2 and "give the weights file (.pt)" in soup.output
+    base = ["train-heading", "--run-dir", str(tmp_path / "run"), "--epochs", "1", "--steps-per-epoch", "1",
+            "--batch-size", "2", "--val-count", "4"]
+    for extra, words in ((["--range", "noise_sigma=0.004,0.002"], "LOW <= HIGH"), (["--range", "p_cloud=2"], "probability"),
+                         (["--faint-range", "glint=nan,0.1"], "finite"), (["--init-weights", str(tmp_path / "none.pt")], "not a weights file")):
+        result = runner.invoke(app, base + extra)
+        assert result.exit_code == 2 and words in result.output, (extra, result.output)
+    for extra in (["--lr", "-1"], ["--val-count", "0"], ["--input-size", "0"], ["--shipwakes-fraction", "2"]):
+        assert runner.invoke(app, base + extra).exit_code == 2, extra
+    assert not (tmp_path / "run" / "last.pt").exists()
