@@ -76,7 +76,9 @@ def _decode_tiff(content: bytes) -> UploadedChip:
             _check_size(dataset.height, dataset.width)
             if dataset.count > 16:
                 raise _bad_file(422, f"GeoTIFF has {dataset.count} bands; at most 16")
-            data = dataset.read().astype(np.float32)
+            masked = dataset.read(masked=True)
+            data = np.ma.getdata(masked).astype(np.float32)
+            nodata = np.ma.getmaskarray(masked)
             descriptions = [(d or "").strip().upper() for d in dataset.descriptions]
             integer = np.issubdtype(np.dtype(dataset.dtypes[0]), np.integer)
             crs = dataset.crs
@@ -93,7 +95,7 @@ def _decode_tiff(content: bytes) -> UploadedChip:
         raise _bad_file(422, f"GeoTIFF has {data.shape[0]} band(s); at least 3 (RGB) are needed")
     if integer:
         data /= 10000.0
-    np.nan_to_num(data, copy=False, nan=0.0)
+    data[nodata] = np.nan  # nodata pixels: the model's preprocessing fills them with the band median
     return UploadedChip(data, names, "geotiff", transform, crs if transform is not None else None)
 
 

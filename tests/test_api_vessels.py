@@ -193,3 +193,31 @@ def test_a_rotated_geotiff_is_refused_not_misread(client):
         content = memory.read()
     body = assert_problem(client.post("/heading", files={"file": ("rot.tif", content, "image/tiff")}), 422, "file")
     assert "rotated or flipped" in body["detail"]
+
+
+def test_nodata_pixels_of_an_upload_are_filled_not_spread(client):
+    import rasterio
+    from affine import Affine
+
+    rng = np.random.default_rng(7)
+    data = rng.normal(0.05, 0.002, (4, 64, 64)).astype(np.float32)
+    data[:, 30:34, 31:33] = 0.3
+
+    from api.uploads import decode_chip
+
+    def tiff(array):
+        with rasterio.MemoryFile() as memory:
+            with memory.open(driver="GTiff", width=64, height=64, count=4, dtype="float32", crs="EPSG:32631",
+                             transform=Affine(10, 0, 600000, 0, -10, 5800000), nodata=-1.0) as dataset:
+                dataset.write(array)
+            return memory.read()
+
+    def post(array):
+        return client.post("/heading", files={"file": ("chip.tif", tiff(array), "image/tiff")}).json()
+
+    holed = data.copy()
+    holed[:, 20, 40:50] = -1.0  # declared nodata inside the crop: not reflectance
+    assert np.isnan(decode_chip(tiff(holed)).data[:, 20, 40:50]).all()
+    clean, filled = post(data), post(holed)
+    assert filled["wake_probability"] == pytest.approx(clean["wake_probability"], abs=0.05)
+    assert filled["keypoints"]["hull"] is not None
