@@ -95,7 +95,11 @@ def _decode_tiff(content: bytes) -> UploadedChip:
         raise _bad_file(422, f"GeoTIFF has {data.shape[0]} band(s); at least 3 (RGB) are needed")
     if integer:
         data /= 10000.0
-    data[nodata] = np.nan  # nodata pixels: the model's preprocessing fills them with the band median
+    data[nodata] = np.nan
+    if not np.isfinite(data).all():  # nodata and NaN pixels: their band's median, for the model and the speed step
+        from models.preprocess import fill_nonfinite
+
+        data = fill_nonfinite(data[None])[0]
     return UploadedChip(data, names, "geotiff", transform, crs if transform is not None else None)
 
 

@@ -11,6 +11,7 @@ gain (contrast stretches), and the ``asinh`` keeps a bright hull from saturating
 from __future__ import annotations
 
 import json
+import numbers
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -87,12 +88,12 @@ class PreprocessConfig:
 
     def __post_init__(self) -> None:
         """Refuse values no network or preprocessing could run with (a hand-edited JSON, say)."""
-        if not isinstance(self.input_size, int) or isinstance(self.input_size, bool) or self.input_size < 16:
+        if not isinstance(self.input_size, numbers.Integral) or isinstance(self.input_size, bool) or self.input_size < 16:
             raise ValueError(f"input_size: expected an integer of at least 16 px, got {self.input_size!r}")
         if self.normalization != "robust_asinh":
             raise ValueError(f"normalization: only 'robust_asinh' is implemented, got {self.normalization!r}")
         threshold = self.wake_probability_threshold
-        if not isinstance(threshold, (int, float)) or isinstance(threshold, bool) or not 0.0 <= threshold <= 1.0:
+        if not isinstance(threshold, numbers.Real) or isinstance(threshold, bool) or not 0.0 <= threshold <= 1.0:
             raise ValueError(f"wake_probability_threshold: expected a number in 0..1, got {threshold!r}")
         if not self.bands or not all(isinstance(b, str) for b in self.bands):
             raise ValueError(f"bands: expected a non-empty list of band names, got {self.bands!r}")
@@ -104,9 +105,14 @@ class PreprocessConfig:
     @classmethod
     def from_json(cls, path: str | Path) -> PreprocessConfig:
         """Read a configuration written by :meth:`to_json`."""
-        raw = json.loads(Path(path).read_text())
+        return cls.from_dict(json.loads(Path(path).read_text()))
+
+    @classmethod
+    def from_dict(cls, raw: dict) -> PreprocessConfig:
+        """A configuration from its dict form (a JSON object, a checkpoint's copy); unknown keys are ignored."""
         if not isinstance(raw, dict):
             raise ValueError(f"expected a JSON object, got {type(raw).__name__}")
+        raw = dict(raw)
         for key in ("bands", "keypoint_names"):
             if key in raw:
                 raw[key] = tuple(raw[key])

@@ -44,15 +44,10 @@ class CheckpointMismatch(ValueError):
     """A run directory's checkpoint was saved with another network shape than the one asked for."""
 
 
-def _preprocess_from_dict(raw: dict) -> PreprocessConfig:
-    """A ``PreprocessConfig`` from the dict a checkpoint saves (lists back to tuples)."""
-    return PreprocessConfig(**{**raw, "bands": tuple(raw["bands"]), "keypoint_names": tuple(raw["keypoint_names"])})
-
-
 def checkpoint_preprocess(checkpoint: Path) -> PreprocessConfig:
     """The preprocessing, network shape included, that a training checkpoint (``last.pt``) was saved with."""
     state = torch.load(checkpoint, map_location="cpu", weights_only=False)
-    return _preprocess_from_dict(state["config"]["preprocess"])
+    return PreprocessConfig.from_dict(state["config"]["preprocess"])
 
 
 @dataclass
@@ -275,7 +270,7 @@ def train(config: TrainConfig, *, resume: bool = True) -> list[dict]:
     epoch, batch, step, history = 0, 0, 0, []
     if resuming:
         state = torch.load(last, map_location=device, weights_only=False)
-        saved = _preprocess_from_dict(state["config"]["preprocess"])
+        saved = PreprocessConfig.from_dict(state["config"]["preprocess"])
         differ = [f"{key}={getattr(saved, key)!r} (asked: {getattr(pre, key)!r})" for key in NETWORK_FIELDS
                   if getattr(saved, key) != getattr(pre, key)]
         if differ:
@@ -379,7 +374,7 @@ def export_weights(checkpoint: Path, weights_path: Path, preprocess: PreprocessC
     """
     state = torch.load(checkpoint, map_location="cpu", weights_only=False)
     if preprocess is None:
-        preprocess = _preprocess_from_dict(state["config"]["preprocess"])
+        preprocess = PreprocessConfig.from_dict(state["config"]["preprocess"])
     history = state.get("history") or []
     cfg = state.get("config", {})
     training = {

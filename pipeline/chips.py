@@ -17,6 +17,7 @@ from typing import Sequence
 import numpy as np
 from affine import Affine
 from pyproj import CRS, Geod, Transformer
+from pyproj.exceptions import CRSError, ProjError
 from rasterio.windows import Window
 from rasterio.windows import transform as window_transform
 
@@ -88,14 +89,17 @@ def chip_grid_problem(transform: Affine, crs: CRS | object, height: int, width: 
         A sentence naming what is wrong and what to do, or None when the grid is usable.
     """
     a, b, d, e = transform.a, transform.b, transform.d, transform.e
-    if b != 0.0 or d != 0.0 or a <= 0.0 or e >= 0.0:
+    tolerance = 1e-9 * max(abs(a), abs(e))  # rounding in a written transform is not a rotation
+    if abs(b) > tolerance or abs(d) > tolerance or a <= 0.0 or e >= 0.0:
         return (f"transform is rotated or flipped (a={a:g}, b={b:g}, d={d:g}, e={e:g}); "
                 "warp the chip north-up first (e.g. gdalwarp)")
-    crs = CRS.from_user_input(crs)
     col, row = width / 2.0, height / 2.0
     xs = np.array([a * col + transform.c, a * (col + 1) + transform.c, a * col + transform.c])
     ys = np.array([e * row + transform.f, e * row + transform.f, e * (row + 1) + transform.f])
-    lon, lat = Transformer.from_crs(crs, "EPSG:4326", always_xy=True).transform(xs, ys)
+    try:
+        lon, lat = Transformer.from_crs(CRS.from_user_input(crs), "EPSG:4326", always_xy=True).transform(xs, ys)
+    except (CRSError, ProjError) as error:
+        return f"CRS cannot be turned into longitude and latitude: {error}"
     _, _, sides = _GEOD.inv(np.full(2, lon[0]), np.full(2, lat[0]), lon[1:], lat[1:])
     across, down = float(sides[0]), float(sides[1])
     if not (np.isfinite(across) and np.isfinite(down)) or min(across, down) <= 0.0:

@@ -65,18 +65,21 @@ def test_nodata_and_nan_pixels_are_filled_not_spread(tmp_path, chip):
     holed[:, 70, 60] = np.nan  # one pixel inside the crop the model sees
     out = json.loads(_heading(_tif(tmp_path / "nan.tif", holed)).output)
     assert out["heading_grid_deg"] is not None and angular_error_deg(out["heading_grid_deg"], truth) <= 10.0
-    assert abs(out["heading_grid_deg"] - clean["heading_grid_deg"]) < 2.0
+    assert angular_error_deg(out["heading_grid_deg"], clean["heading_grid_deg"]) < 2.0
     dn = np.round(data * 10000).astype(np.int16)
-    dn[:, :, :10] = -9999  # a declared nodata margin is not reflectance
-    result = _heading(_tif(tmp_path / "nodata.tif", dn, nodata=-9999))
+    dn[:, 60:64, 40:50] = -9999  # declared nodata inside the crop the model sees is not reflectance
+    picture = tmp_path / "nodata.png"
+    result = _heading(_tif(tmp_path / "nodata.tif", dn, nodata=-9999), "--png", picture)
     assert result.exit_code == 0, result.output
     assert angular_error_deg(json.loads(result.stdout)["heading_grid_deg"], truth) <= 10.0
+    assert np.asarray(Image.open(picture).convert("L")).std() > 10  # drawn, not blacked out by the holes
 
     batch = np.ones((2, 2, 4, 4), np.float32)
     batch[0, 0, 1, 1], batch[0, 1, 0, 0], batch[1, 1] = np.nan, np.inf, np.nan
     filled = fill_nonfinite(batch)
     assert np.isfinite(filled).all() and filled[0, 0, 1, 1] == 1.0 and (filled[1, 1] == 0.0).all()
-    assert fill_nonfinite(np.ones((1, 1, 2, 2), np.float32)) is not None
+    finite = np.ones((1, 1, 2, 2), np.float32)
+    assert fill_nonfinite(finite) is finite
 
 
 def test_one_band_chips_and_16_bit_grey_pngs_are_read_as_grey_pictures(tmp_path, chip):
@@ -144,3 +147,12 @@ def test_sibling_commands_refuse_bad_values_up_front(tmp_path):
     for extra in (["--lr", "-1"], ["--val-count", "0"], ["--input-size", "0"], ["--shipwakes-fraction", "2"]):
         assert runner.invoke(app, base + extra).exit_code == 2, extra
     assert not (tmp_path / "run" / "last.pt").exists()
+    # --no-resume removes the old checkpoint only once every input has been checked.
+    kept = tmp_path / "kept"
+    kept.mkdir()
+    (kept / "last.pt").write_bytes(b"not a checkpoint")
+    base[2] = str(kept)
+    result = runner.invoke(app, base + ["--no-resume", "--init-weights", str(tmp_path / "typo.pt")])
+    assert result.exit_code == 2 and (kept / "last.pt").exists(), result.output
+    result = runner.invoke(app, base)  # resuming a corrupt checkpoint is named, not a traceback
+    assert result.exit_code == 2 and "last.pt: cannot read the saved run settings" in result.output, result.output

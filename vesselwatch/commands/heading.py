@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import pickle
 from pathlib import Path
 from typing import TYPE_CHECKING, Optional
 
@@ -86,8 +87,11 @@ def read_chip(path: Path):
         raise ProductError(path, "chip file not found")
     if path.is_dir():
         raise ProductError(path, "is a directory, not a chip file")
-    with open(path, "rb") as handle:
-        head = handle.read(8)
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(8)
+    except OSError as exc:
+        raise ProductError(path, f"cannot read chip: {exc}") from exc
     is_tiff = head[:4] in _TIFF_MAGICS
     if not is_tiff and (head.startswith((_PNG_MAGIC, _JPEG_MAGIC)) or path.suffix.lower() in {".png", ".jpg", ".jpeg"}):
         data = _read_picture(path)
@@ -101,12 +105,16 @@ def read_chip(path: Path):
     try:
         with rasterio.open(path) as src:
             masked = src.read(masked=True)
-            data = _to_reflectance(np.ma.getdata(masked))
             nodata = np.ma.getmaskarray(masked)
-            if nodata.any():
-                data = np.where(nodata, np.float32(np.nan), data)
-                logger.warning("%s: %d nodata pixels (of %d) are filled for the model", path, int(nodata.any(axis=0).sum()),
-                               nodata.shape[1] * nodata.shape[2])
+            raw = np.ma.getdata(masked)
+            data = _to_reflectance(np.where(nodata, 0, raw).astype(raw.dtype, copy=False))  # scale from valid pixels
+            if nodata.any() or not np.isfinite(data).all():
+                from models.preprocess import fill_nonfinite
+
+                holes = nodata.any(axis=0) | ~np.isfinite(data).all(axis=0)
+                logger.warning("%s: %d nodata pixels (of %d) filled with their band's median", path, int(holes.sum()),
+                               holes.size)
+                data = fill_nonfinite(np.where(nodata, np.float32(np.nan), data)[None])[0]
             names = _band_names_for(src.count, src.descriptions)
             transform, crs = src.transform, src.crs
     except rasterio.errors.RasterioIOError as exc:
@@ -119,6 +127,8 @@ def read_chip(path: Path):
     if len(names) == 1:  # one band: a grey picture, every visible plane the same, no NIR
         data, names = np.repeat(data, 3, axis=0), ["B04", "B03", "B02"]
     grid_north = 0.0
+    if crs is not None and transform.is_identity:  # a CRS without a transform: pixels only, as the API takes it
+        crs = None
     if crs is not None:
         from pipeline.chips import chip_grid_problem, grid_north_deg
 
@@ -157,7 +167,7 @@ def network_shape(
     if checkpoint is not None and checkpoint.exists():
         try:
             source = checkpoint_preprocess(checkpoint)
-        except (OSError, RuntimeError, ValueError, TypeError, KeyError, EOFError) as error:
+        except (OSError, RuntimeError, ValueError, TypeError, KeyError, EOFError, pickle.UnpicklingError) as error:
             raise InputError(f"{checkpoint}: cannot read the saved run settings: {error}") from error
     elif path is not None and path.exists():
         try:
@@ -190,8 +200,8 @@ def draw_heading_png(chip, result, index: int, out: Path, scale: int = 4) -> Non
     names = list(chip.band_names)
     planes = [names.index(b) if b in names else 0 for b in ("B04", "B03", "B02")]
     rgb = chip.data[planes].astype(np.float64)
-    lo, hi = np.percentile(rgb, [1, 99.5])
-    rgb = np.clip((rgb - lo) / max(hi - lo, 1e-9), 0, 1)
+    lo, hi = np.nanpercentile(rgb, [1, 99.5]) if np.isfinite(rgb).any() else (0.0, 1.0)
+    rgb = np.nan_to_num(np.clip((rgb - lo) / max(hi - lo, 1e-9), 0, 1))
     image = Image.fromarray((rgb.transpose(1, 2, 0) * 255).astype(np.uint8)).resize(
         (rgb.shape[2] * scale, rgb.shape[1] * scale), Image.NEAREST
     )
@@ -340,8 +350,6 @@ def register(app: typer.Typer) -> None:
         except ValueError as error:
             typer.echo(f"vesselwatch train-heading: --head {shape['head']}: {error}", err=True)
             raise typer.Exit(code=2) from error
-        if not resume and (run_dir / "last.pt").exists():
-            (run_dir / "last.pt").unlink()
         config = TrainConfig(
             run_dir=run_dir, seed=seed, epochs=epochs, steps_per_epoch=steps_per_epoch, batch_size=batch_size, lr=lr,
             val_count=val_count, checkpoint_minutes=checkpoint_minutes, max_minutes=max_minutes, threads=threads,
@@ -355,6 +363,11 @@ def register(app: typer.Typer) -> None:
         if init_weights is not None and not init_weights.is_file():
             typer.echo(f"vesselwatch train-heading: --init-weights {init_weights}: not a weights file", err=True)
             raise typer.Exit(code=2)
+        if shape["output_stride"] not in (8, 16, 32):
+            typer.echo(f"vesselwatch train-heading: --output-stride {shape['output_stride']}: expected 8, 16 or 32", err=True)
+            raise typer.Exit(code=2)
+        if not resume and (run_dir / "last.pt").exists():  # only once every input has been checked
+            (run_dir / "last.pt").unlink()
         try:
             history = train(config, resume=resume)
         except CheckpointMismatch as error:
