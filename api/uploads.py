@@ -98,6 +98,12 @@ def _decode_tiff(content: bytes) -> UploadedChip:
     data[nodata] = np.nan
     if not np.isfinite(data).all():  # nodata and NaN pixels: their band's median, for the model and the speed step
         from models.preprocess import fill_nonfinite
+        from pipeline.chips import MAX_NODATA_SHARE, centre_nodata_share
+
+        share = centre_nodata_share(~np.isfinite(data).all(axis=0))
+        if share > MAX_NODATA_SHARE:
+            raise _bad_file(422, f"{100 * share:.0f}% of the chip's central 64 px are nodata (at most "
+                                 f"{100 * MAX_NODATA_SHARE:.0f}%): a heading needs the sea around the vessel")
 
         data = fill_nonfinite(data[None])[0]
     return UploadedChip(data, names, "geotiff", transform, crs if transform is not None else None)

@@ -220,6 +220,10 @@ def test_nodata_pixels_of_an_upload_are_filled_not_spread(client):
     decoded = decode_chip(tiff(holed)).data
     median = np.median(data, axis=(1, 2))[:, None]
     assert np.allclose(decoded[:, 20, 40:50], median, atol=1e-3)  # the band median, not -1 read as reflectance
+    empty = data.copy()
+    empty[:, 10:50, 10:50] = -1.0
+    assert "nodata" in assert_problem(client.post("/heading", files={"file": ("e.tif", tiff(empty), "image/tiff")}),
+                                      422, "file")["detail"]
     clean, filled = post(data), post(holed)
     assert filled["wake_probability"] == pytest.approx(clean["wake_probability"], abs=0.05)
     assert filled["keypoints"]["hull"] is not None

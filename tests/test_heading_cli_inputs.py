@@ -74,6 +74,11 @@ def test_nodata_and_nan_pixels_are_filled_not_spread(tmp_path, chip):
     assert angular_error_deg(json.loads(result.stdout)["heading_grid_deg"], truth) <= 10.0
     assert np.asarray(Image.open(picture).convert("L")).std() > 10  # drawn, not blacked out by the holes
 
+    mostly_empty = data.copy()
+    mostly_empty[:, 40:90, 30:100] = np.nan  # most of what the model would see
+    result = _heading(_tif(tmp_path / "swath_edge.tif", mostly_empty))
+    assert result.exit_code == 2 and "nodata" in result.output and "swath_edge.tif" in result.output, result.output
+
     batch = np.ones((2, 2, 4, 4), np.float32)
     batch[0, 0, 1, 1], batch[0, 1, 0, 0], batch[1, 1] = np.nan, np.inf, np.nan
     filled = fill_nonfinite(batch)

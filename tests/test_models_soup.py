@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 
 import pytest
 import torch
@@ -102,9 +103,9 @@ def test_train_heading_takes_the_network_shape_from_the_init_weights_json(tmp_pa
     torch.manual_seed(0)
     torch.save(create_model(centre.architecture, len(centre.bands), centre.input_size, 16, 8, "centre").state_dict(), weights)
     centre.to_json(config_path_for(weights))
-    assert network_shape(weights) == {"output_stride": 16, "fine_channels": 8, "head": "centre"}
-    assert network_shape(weights, head="grid", fine_channels=0) == {"output_stride": 16, "fine_channels": 0, "head": "grid"}
-    assert network_shape(None) == network_shape(tmp_path / "bare.pt") == {"output_stride": 32, "fine_channels": 0, "head": "grid"}
+    assert network_shape(weights) == {"input_size": 64, "output_stride": 16, "fine_channels": 8, "head": "centre"}
+    assert network_shape(weights, head="grid", fine_channels=0) == {"input_size": 64, "output_stride": 16, "fine_channels": 0, "head": "grid"}
+    assert network_shape(None) == network_shape(tmp_path / "bare.pt") == {"input_size": 64, "output_stride": 32, "fine_channels": 0, "head": "grid"}
     broken = tmp_path / "broken.pt"
     config_path_for(broken).write_text("{not json")
     with pytest.raises(InputError, match="broken.pt: cannot read broken.json"):
@@ -120,7 +121,10 @@ def test_train_heading_takes_the_network_shape_from_the_init_weights_json(tmp_pa
     assert "centre_out.weight" in state and not any(k.startswith("head.") for k in state)
 
     # Resuming takes the shape from the run's own checkpoint: no flags, no --init-weights needed.
-    assert network_shape(None, checkpoint=run_dir / "last.pt") == {"output_stride": 16, "fine_channels": 8, "head": "centre"}
+    assert network_shape(None, checkpoint=run_dir / "last.pt") == {"input_size": 64, "output_stride": 16, "fine_channels": 8, "head": "centre"}
+    small = tmp_path / "small_last.pt"
+    torch.save({"config": {"preprocess": asdict(PreprocessConfig(input_size=32, output_stride=16))}}, small)
+    assert network_shape(weights, checkpoint=small) == {"input_size": 32, "output_stride": 16, "fine_channels": 0, "head": "grid"}
     result = CliRunner().invoke(app, ["train-heading", "--run-dir", str(run_dir), "--epochs", "2", "--steps-per-epoch", "1",
                                       "--batch-size", "2", "--val-count", "4", "--lr", "1e-4"])
     assert result.exit_code == 0, result.output

@@ -110,8 +110,13 @@ def read_chip(path: Path):
             data = _to_reflectance(np.where(nodata, 0, raw).astype(raw.dtype, copy=False))  # scale from valid pixels
             if nodata.any() or not np.isfinite(data).all():
                 from models.preprocess import fill_nonfinite
+                from pipeline.chips import MAX_NODATA_SHARE, centre_nodata_share
 
                 holes = nodata.any(axis=0) | ~np.isfinite(data).all(axis=0)
+                share = centre_nodata_share(holes)
+                if share > MAX_NODATA_SHARE:
+                    raise ProductError(path, f"{100 * share:.0f}% of the chip's central 64 px are nodata (at most "
+                                             f"{100 * MAX_NODATA_SHARE:.0f}%): a heading needs the sea around the vessel")
                 logger.warning("%s: %d nodata pixels (of %d) filled with their band's median", path, int(holes.sum()),
                                holes.size)
                 data = fill_nonfinite(np.where(nodata, np.float32(np.nan), data)[None])[0]
@@ -145,9 +150,9 @@ def read_chip(path: Path):
 
 def network_shape(
     init_weights: Optional[Path], *, output_stride: Optional[int] = None, fine_channels: Optional[int] = None,
-    head: Optional[str] = None, checkpoint: Optional[Path] = None,
+    head: Optional[str] = None, checkpoint: Optional[Path] = None, input_size: Optional[int] = None,
 ) -> dict:
-    """The network shape ``train-heading`` builds: ``output_stride``, ``fine_channels`` and ``head``.
+    """The network shape ``train-heading`` builds: ``input_size``, ``output_stride``, ``fine_channels`` and ``head``.
 
     Settings given win; the others come from the run's own ``checkpoint`` when it is resumed (so
     resuming needs no flags), else from the JSON saved beside ``init_weights`` when there is one (so
@@ -174,7 +179,7 @@ def network_shape(
             source = PreprocessConfig.from_json(path)
         except (OSError, ValueError, TypeError, KeyError) as error:
             raise InputError(f"--init-weights {init_weights}: cannot read {path.name}: {error}") from error
-    given = {"output_stride": output_stride, "fine_channels": fine_channels, "head": head}
+    given = {"input_size": input_size, "output_stride": output_stride, "fine_channels": fine_channels, "head": head}
     return {key: getattr(source, key) if value is None else value for key, value in given.items()}
 
 
@@ -299,7 +304,8 @@ def register(app: typer.Typer) -> None:
         batch_size: int = typer.Option(64, "--batch-size", min=2),
         lr: float = typer.Option(2e-3, "--lr", min=1e-9, max=1.0, help="Peak learning rate (cosine schedule)."),
         seed: int = typer.Option(0, "--seed", help="Same seed, same batches, same run."),
-        input_size: int = typer.Option(64, "--input-size", min=16, help="Centre crop fed to the network, pixels."),
+        input_size: Optional[int] = typer.Option(None, "--input-size", min=16, help="Centre crop fed to the network, "
+                                                 "pixels. Default: the resumed run's, else the init weights', else 64."),
         output_stride: Optional[int] = typer.Option(None, "--output-stride", help="Backbone output stride: 32, or 16 "
                                                     "for a finer grid of head cells (last stage dilated; init weights "
                                                     "are adapted). Default: the resumed run's, else the init weights' (their JSON), else 32."),
@@ -340,13 +346,14 @@ def register(app: typer.Typer) -> None:
             typer.echo(f"vesselwatch train-heading: {error}", err=True)
             raise typer.Exit(code=2) from error
         try:
-            shape = network_shape(init_weights, output_stride=output_stride, fine_channels=fine_channels, head=head,
+            shape = network_shape(init_weights, input_size=input_size, output_stride=output_stride,
+                                  fine_channels=fine_channels, head=head,
                                   checkpoint=run_dir / "last.pt" if resume else None)
         except InputError as error:
             typer.echo(f"vesselwatch train-heading: {error}", err=True)
             raise typer.Exit(code=2) from error
         try:
-            check_head(shape["head"], shape["fine_channels"], input_size)
+            check_head(shape["head"], shape["fine_channels"], shape["input_size"])
         except ValueError as error:
             typer.echo(f"vesselwatch train-heading: --head {shape['head']}: {error}", err=True)
             raise typer.Exit(code=2) from error
@@ -355,7 +362,7 @@ def register(app: typer.Typer) -> None:
             val_count=val_count, checkpoint_minutes=checkpoint_minutes, max_minutes=max_minutes, threads=threads,
             shipwakes_dir=shipwakes, shipwakes_fraction=shipwakes_fraction, init_weights=init_weights,
             ranges=ranges, faint_fraction=faint_fraction, faint_ranges=faint_ranges,
-            preprocess=PreprocessConfig(input_size=input_size, **shape),
+            preprocess=PreprocessConfig(**shape),
         )
         if run_dir.exists() and not run_dir.is_dir():
             typer.echo(f"vesselwatch train-heading: --run-dir {run_dir}: exists and is not a directory", err=True)
