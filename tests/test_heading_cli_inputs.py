@@ -105,7 +105,7 @@ def test_unreadable_chips_and_outputs_are_named_before_any_work(tmp_path, chip):
     good = _tif(tmp_path / "good.tif", data)
     (tmp_path / "text.png").write_text("not a picture")
     (tmp_path / "folder.png").mkdir()
-    for bad, words in ((tmp_path / "text.png", "cannot read chip image"), (tmp_path / "folder.png", "is a directory"),
+    for bad, words in ((tmp_path / "text.png", "could not be read"), (tmp_path / "folder.png", "is a directory"),
                        (_tif(tmp_path / "tiny.tif", data[:, :8, :8]), "at least 16 px")):
         result = _heading(bad)
         assert result.exit_code == 2 and words in result.output and bad.name in result.output, result.output

@@ -165,17 +165,7 @@ def heading(
     from pipeline.heading import MAX_WAKE_LAND_SHARE, estimate_headings
     from pipeline.motion import measure_motion
 
-    grid_north = 0.0
-    georeferenced = chip.crs is not None
-    if georeferenced:
-        from pipeline.chips import chip_grid_problem, grid_north_deg
-
-        height, width = chip.data.shape[1:]
-        problem = chip_grid_problem(chip.transform, chip.crs, height, width)
-        if problem is not None:
-            raise Problem(422, f"GeoTIFF {problem}", invalid_params=[("file", problem)])
-        cx, cy = chip.transform @ (width / 2.0, height / 2.0)
-        grid_north = float(grid_north_deg(chip.crs, np.array([cx]), np.array([cy]))[0])
+    grid_north, georeferenced = chip.grid_north_deg, chip.georeferenced
     item = SimpleNamespace(data=chip.data, band_names=chip.band_names, grid_north_deg=grid_north,
                            transform=chip.transform, crs=chip.crs)
     # An un-georeferenced chip keeps grid up as north and NaN lon/lat.

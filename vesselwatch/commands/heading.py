@@ -19,133 +19,35 @@ if TYPE_CHECKING:  # the CLI imports models (torch) only inside the commands tha
 
 logger = logging.getLogger(__name__)
 
-_S2_NAMES = ("B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09", "B10", "B11", "B12")
-
-
-def _band_names_for(count: int, descriptions: tuple) -> list[str]:
-    """Band names of a chip file: its band descriptions when they are Sentinel-2 names, else by count."""
-    named = [str(d).upper() if d else "" for d in descriptions]
-    if named and all(n in _S2_NAMES for n in named):
-        return named
-    defaults = {1: ["B08"], 3: ["B04", "B03", "B02"], 4: ["B02", "B03", "B04", "B08"]}
-    if count not in defaults:
-        raise InputError(f"chip has {count} bands without Sentinel-2 band descriptions; expected 1, 3 (RGB) or 4 (B02 B03 B04 B08)")
-    return defaults[count]
-
-
-def _to_reflectance(data: np.ndarray) -> np.ndarray:
-    """Integer chips to 0..1: 8-bit /255, 16-bit /10000 (L1C/L2A DN) or /65535 (full-range exports)."""
-    if data.dtype == np.uint8:
-        return data.astype(np.float32) / 255.0
-    if np.issubdtype(data.dtype, np.integer):
-        scale = 10000.0 if data.max(initial=0) <= 20000 else 65535.0
-        return data.astype(np.float32) / scale
-    return data.astype(np.float32)
-
-
-_PNG_MAGIC, _JPEG_MAGIC = b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff"
-_TIFF_MAGICS = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
 #: Picture formats ``--png`` can write, by suffix.
 _PICTURE_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp"}
-#: Smallest chip edge, pixels (the pipeline cuts 128; the model sees the central 64).
-MIN_CHIP_EDGE_PX = 16
-
-
-def _read_picture(path: Path) -> np.ndarray:
-    """A PNG/JPEG as ``(3, H, W)`` reflectance planes B04 B03 B02 (grey: one plane for all three)."""
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(path) as im:
-            im.load()
-            if im.mode in ("I;16", "I;16B", "I;16L", "I"):  # 16-bit grey: convert("RGB") would clip it to 255
-                grey = np.asarray(im, dtype=np.float32) / 65535.0
-                return np.stack([grey, grey, grey])
-            return _to_reflectance(np.asarray(im.convert("RGB")).transpose(2, 0, 1))
-    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:
-        raise ProductError(path, f"cannot read chip image: {exc}") from exc
 
 
 def read_chip(path: Path):
-    """Read a PNG/JPEG or GeoTIFF chip as a duck-typed chip (data, band_names, transform, crs, grid_north_deg).
-
-    The format is told by the file's first bytes, not its name. Pixels that are nodata in a GeoTIFF
-    become NaN (the model's preprocessing fills them). A one-band chip is used for every visible
-    plane, as a grey picture: it has no NIR, so the wake-on-land check does not run on it.
+    """Read a chip file (:func:`pipeline.chip_files.read_chip_file`) as a chip for ``estimate_headings``.
 
     Raises
     ------
     ProductError
-        When the file is missing or unreadable, or its georeferencing cannot give a true bearing
-        (rotated or flipped transform, pixels not square on the ground).
+        Naming the file and what is wrong with it.
     """
     from types import SimpleNamespace
 
     from affine import Affine
 
+    from pipeline.chip_files import read_chip_file
+
     if not path.exists():
         raise ProductError(path, "chip file not found")
-    if path.is_dir():
-        raise ProductError(path, "is a directory, not a chip file")
     try:
-        with open(path, "rb") as handle:
-            head = handle.read(8)
-    except OSError as exc:
-        raise ProductError(path, f"cannot read chip: {exc}") from exc
-    is_tiff = head[:4] in _TIFF_MAGICS
-    if not is_tiff and (head.startswith((_PNG_MAGIC, _JPEG_MAGIC)) or path.suffix.lower() in {".png", ".jpg", ".jpeg"}):
-        data = _read_picture(path)
-        if min(data.shape[1:]) < MIN_CHIP_EDGE_PX:
-            raise ProductError(path, f"chip is {data.shape[2]} x {data.shape[1]} px; each edge must be at least "
-                                     f"{MIN_CHIP_EDGE_PX} px (the pipeline cuts 128)")
-        return SimpleNamespace(data=data, band_names=["B04", "B03", "B02"], transform=Affine.identity(),
-                               crs=None, grid_north_deg=0.0, georeferenced=False)
-    import rasterio
-
-    try:
-        with rasterio.open(path) as src:
-            masked = src.read(masked=True)
-            nodata = np.ma.getmaskarray(masked)
-            raw = np.ma.getdata(masked)
-            data = _to_reflectance(np.where(nodata, 0, raw).astype(raw.dtype, copy=False))  # scale from valid pixels
-            if nodata.any() or not np.isfinite(data).all():
-                from models.preprocess import fill_nonfinite
-                from pipeline.chips import MAX_NODATA_SHARE, centre_nodata_share
-
-                holes = nodata.any(axis=0) | ~np.isfinite(data).all(axis=0)
-                share = centre_nodata_share(holes)
-                if share > MAX_NODATA_SHARE:
-                    raise ProductError(path, f"{100 * share:.0f}% of the chip's central 64 px are nodata (at most "
-                                             f"{100 * MAX_NODATA_SHARE:.0f}%): a heading needs the sea around the vessel")
-                logger.warning("%s: %d nodata pixels (of %d) filled with their band's median", path, int(holes.sum()),
-                               holes.size)
-                data = fill_nonfinite(np.where(nodata, np.float32(np.nan), data)[None])[0]
-            names = _band_names_for(src.count, src.descriptions)
-            transform, crs = src.transform, src.crs
-    except rasterio.errors.RasterioIOError as exc:
-        raise ProductError(path, f"cannot read chip: {exc}") from exc
-    except InputError as exc:
-        raise ProductError(path, str(exc)) from exc
-    if min(data.shape[1:]) < MIN_CHIP_EDGE_PX:
-        raise ProductError(path, f"chip is {data.shape[2]} x {data.shape[1]} px; each edge must be at least "
-                                 f"{MIN_CHIP_EDGE_PX} px (the pipeline cuts 128)")
-    if len(names) == 1:  # one band: a grey picture, every visible plane the same, no NIR
-        data, names = np.repeat(data, 3, axis=0), ["B04", "B03", "B02"]
-    grid_north = 0.0
-    if crs is not None and transform.is_identity:  # a CRS without a transform: pixels only, as the API takes it
-        crs = None
-    if crs is not None:
-        from pipeline.chips import chip_grid_problem, grid_north_deg
-
-        problem = chip_grid_problem(transform, crs, data.shape[1], data.shape[2])
-        if problem is not None:
-            raise ProductError(path, problem)
-        col, row = data.shape[2] / 2.0, data.shape[1] / 2.0
-        cx = transform.a * col + transform.b * row + transform.c
-        cy = transform.d * col + transform.e * row + transform.f
-        grid_north = float(grid_north_deg(crs, cx, cy))
-    return SimpleNamespace(data=data, band_names=names, transform=transform, crs=crs, grid_north_deg=grid_north,
-                           georeferenced=crs is not None)
+        chip = read_chip_file(path)
+    except InputError as error:
+        raise ProductError(path, str(error)) from error
+    if chip.nodata_pixels:
+        logger.warning("%s: %d nodata pixels filled with their band's median", path, chip.nodata_pixels)
+    return SimpleNamespace(data=chip.data, band_names=chip.band_names, crs=chip.crs, grid_north_deg=chip.grid_north_deg,
+                           transform=chip.transform if chip.georeferenced else Affine.identity(),
+                           georeferenced=chip.georeferenced)
 
 
 def network_shape(

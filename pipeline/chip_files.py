@@ -1,0 +1,211 @@
+"""Chip files: a PNG/JPEG picture or a (Geo)TIFF, on disk or as bytes → reflectance bands and georeferencing.
+
+One reader for ``vesselwatch heading CHIP`` and ``POST /heading``, so both answer the same file alike.
+The format is told by the file's first bytes, never by its name or declared type.
+
+Pictures (PNG, JPEG)
+    8- or 16-bit RGB(A) or grey, read as bands B04 B03 B02 scaled to 0..1 (grey: one plane for all
+    three). No NIR: the model fills it as it was trained to for RGB chips, and the wake-on-land
+    check (NDWI) does not run.
+(Geo)TIFF and other rasters GDAL reads
+    Bands named by their descriptions when those are Sentinel-2 names (``B02``, ``B08``...);
+    otherwise one band is a grey picture, three an RGB picture, four or more B02 B03 B04 B08 (and
+    extras). Integer data: 8-bit / 255, else Sentinel-2 digital numbers / 10000 (or / 65535 for
+    full-range exports above 20000), judged on the valid pixels. Declared nodata and NaN pixels are
+    filled with their band's median, unless they cover more than ``MAX_NODATA_SHARE`` of the centre.
+    A CRS with a non-identity transform makes the chip georeferenced: it must then be north-up with
+    square ground pixels (:func:`pipeline.chips.chip_grid_problem`).
+"""
+
+from __future__ import annotations
+
+import io
+from contextlib import nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pipeline.chips import MAX_NODATA_SHARE, centre_nodata_share, chip_grid_problem, grid_north_deg
+from vesselwatch.errors import InputError
+
+__all__ = ["ChipFile", "ChipFormatError", "MIN_EDGE_PX", "read_chip_file"]
+
+PNG_MAGIC, JPEG_MAGIC = b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff"
+TIFF_MAGICS = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
+#: Smallest chip edge, pixels (the pipeline cuts 128; the model sees the central 64).
+MIN_EDGE_PX = 16
+#: Most bands a chip file may have.
+MAX_BANDS = 16
+_S2_NAMES = ("B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09", "B10", "B11", "B12")
+_RGB = ["B04", "B03", "B02"]
+
+
+class ChipFormatError(InputError):
+    """The bytes are neither a picture nor a raster this reader takes (HTTP 415 in the API)."""
+
+
+@dataclass
+class ChipFile:
+    """A decoded chip.
+
+    Attributes
+    ----------
+    data : numpy.ndarray
+        float32 ``(bands, H, W)`` reflectance, nodata filled.
+    band_names : list of str
+        Sentinel-2 name of each plane of ``data``.
+    format : str
+        ``"png"``, ``"jpeg"`` or ``"geotiff"`` (any raster GDAL read).
+    transform, crs
+        Georeferencing, or None for a chip in pixels only.
+    grid_north_deg : float
+        True bearing of the chip's grid up at its centre (0 without georeferencing).
+    nodata_pixels : int
+        Pixels that were nodata or NaN in any band, and filled.
+    """
+
+    data: np.ndarray
+    band_names: list[str]
+    format: str
+    transform: Any = None
+    crs: Any = None
+    grid_north_deg: float = 0.0
+    nodata_pixels: int = 0
+
+    @property
+    def georeferenced(self) -> bool:
+        """Whether the chip has a CRS and transform (its heading is then a true bearing)."""
+        return self.crs is not None
+
+
+def _check_size(height: int, width: int, max_edge_px: int | None) -> None:
+    top = max_edge_px if max_edge_px is not None else float("inf")
+    if not (MIN_EDGE_PX <= height <= top and MIN_EDGE_PX <= width <= top):
+        limit = f"{MIN_EDGE_PX}..{max_edge_px}" if max_edge_px is not None else f"at least {MIN_EDGE_PX}"
+        raise InputError(f"chip is {width} x {height} px; each edge must be {limit} px")
+
+
+def _read_picture(source: Path | bytes, max_edge_px: int | None) -> tuple[np.ndarray, str]:
+    """A PNG/JPEG as ``(3, H, W)`` planes B04 B03 B02 in 0..1, and its format name."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as image:
+            _check_size(image.height, image.width, max_edge_px)
+            image.load()
+            kind = (image.format or "png").lower()
+            if image.mode in ("I;16", "I;16B", "I;16L", "I"):  # 16-bit grey: convert("RGB") would clip it to 255
+                grey = np.asarray(image, dtype=np.float32) / 65535.0
+                return np.stack([grey, grey, grey]), kind
+            rgb = np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0
+            return np.ascontiguousarray(np.moveaxis(rgb, -1, 0)), kind
+    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as error:
+        raise InputError(f"picture could not be decoded: {error}") from error
+
+
+def _band_names(count: int, descriptions: tuple) -> list[str]:
+    """Names of a raster's bands: its Sentinel-2 descriptions, else by count."""
+    named = [str(d).strip().upper() if d else "" for d in descriptions]
+    if named and all(n in _S2_NAMES for n in named) and len(set(named)) == len(named):
+        return named
+    if count == 1 or count == 3:
+        return ["B08"] if count == 1 else list(_RGB)
+    if count >= 4:
+        return ["B02", "B03", "B04", "B08"] + [f"extra{i}" for i in range(count - 4)]
+    raise InputError(f"chip has {count} bands without Sentinel-2 band descriptions; expected 1 (grey), "
+                     "3 (RGB) or 4+ (B02 B03 B04 B08)")
+
+
+def _to_reflectance(raw: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """Integer chips to 0..1 (8-bit / 255, DN / 10000, full-range / 65535, judged on ``valid`` pixels)."""
+    if raw.dtype == np.uint8:
+        return raw.astype(np.float32) / 255.0
+    if np.issubdtype(raw.dtype, np.integer):
+        top = raw[valid].max(initial=0) if valid.any() else 0
+        return raw.astype(np.float32) / (10000.0 if top <= 20000 else 65535.0)
+    return raw.astype(np.float32)
+
+
+def _read_raster(source: Path | bytes, max_edge_px: int | None):
+    """A raster as float32 reflectance with NaN at nodata, its band names, transform and CRS."""
+    import rasterio
+    from rasterio.errors import RasterioError
+
+    try:
+        with rasterio.MemoryFile(source) if isinstance(source, bytes) else nullcontext() as memory:
+            with (memory.open() if memory is not None else rasterio.open(source)) as dataset:
+                _check_size(dataset.height, dataset.width, max_edge_px)
+                if dataset.count > MAX_BANDS:
+                    raise InputError(f"raster has {dataset.count} bands; at most {MAX_BANDS}")
+                names = _band_names(dataset.count, dataset.descriptions)
+                masked = dataset.read(masked=True)
+                transform, crs = dataset.transform, dataset.crs
+    except RasterioError as error:
+        raise InputError(f"raster could not be read: {error}") from error
+    nodata = np.ma.getmaskarray(masked)
+    raw = np.ma.getdata(masked)
+    data = _to_reflectance(raw, ~nodata)
+    data[nodata] = np.nan
+    return data, names, transform, crs
+
+
+def read_chip_file(source: Path | bytes, *, max_edge_px: int | None = None) -> ChipFile:
+    """Decode a chip file (see the module docstring for what is taken and how).
+
+    Parameters
+    ----------
+    source : Path or bytes
+        A file on disk, or its bytes (an upload).
+    max_edge_px : int, optional
+        Refuse chips with a longer edge (checked before the pixels are read).
+
+    Raises
+    ------
+    ChipFormatError
+        Bytes that are neither PNG/JPEG nor TIFF.
+    InputError
+        An unreadable or wrongly sized file, too many bands, too much nodata, or georeferencing that
+        cannot give a true bearing; the message says which.
+    """
+    if isinstance(source, bytes):
+        if not source:
+            raise InputError("the file is empty")
+        head = source[:8]
+    else:
+        if source.is_dir():
+            raise InputError("is a directory, not a chip file")
+        try:
+            with open(source, "rb") as handle:
+                head = handle.read(8)
+        except OSError as error:
+            raise InputError(f"cannot read chip: {error}") from error
+    if head.startswith((PNG_MAGIC, JPEG_MAGIC)):
+        planes, kind = _read_picture(source, max_edge_px)
+        return ChipFile(planes, list(_RGB), kind)
+    if isinstance(source, bytes) and head[:4] not in TIFF_MAGICS:
+        raise ChipFormatError("the file is neither PNG, JPEG nor (Geo)TIFF")
+    data, names, transform, crs = _read_raster(source, max_edge_px)
+    if len(names) == 1:  # one band: a grey picture, every visible plane the same, no NIR
+        data, names = np.repeat(data, 3, axis=0), list(_RGB)
+    holes = ~np.isfinite(data).all(axis=0)
+    if holes.any():
+        from models.preprocess import fill_nonfinite
+
+        share = centre_nodata_share(holes)
+        if share > MAX_NODATA_SHARE:
+            raise InputError(f"{100 * share:.0f}% of the chip's central 64 px are nodata (at most "
+                             f"{100 * MAX_NODATA_SHARE:.0f}%): a heading needs the sea around the vessel")
+        data = fill_nonfinite(data[None])[0]
+    chip = ChipFile(data, names, "geotiff", nodata_pixels=int(holes.sum()))
+    if crs is None or transform.is_identity:
+        return chip  # pixels only: grid up is taken as north
+    height, width = data.shape[1:]
+    problem = chip_grid_problem(transform, crs, height, width)
+    if problem is not None:
+        raise InputError(problem)
+    cx, cy = transform @ (width / 2.0, height / 2.0)
+    chip.transform, chip.crs = transform, crs
+    chip.grid_north_deg = float(grid_north_deg(crs, np.array([cx]), np.array([cy]))[0])
+    return chip
