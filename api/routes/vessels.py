@@ -6,7 +6,6 @@ import math
 from types import SimpleNamespace
 from typing import Annotated, Any
 
-import numpy as np
 from fastapi import APIRouter, Depends, File, Query, Request, UploadFile
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
