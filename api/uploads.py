@@ -9,13 +9,13 @@ reader's errors into problem documents (415 for a format it does not take, 422 f
 from __future__ import annotations
 
 from api.problems import Problem
-from pipeline.chip_files import MIN_EDGE_PX, ChipFile, ChipFormatError, read_chip_file
+from pipeline.chip_files import ChipFile, ChipFormatError, read_chip_file
 from vesselwatch.errors import InputError
 
-#: Accepted chip edge lengths, pixels.
+#: Longest chip edge an upload may have, pixels (the shortest: ``pipeline.chip_files.MIN_EDGE_PX``).
 MAX_EDGE_PX = 1024
 
-__all__ = ["MAX_EDGE_PX", "MIN_EDGE_PX", "decode_chip"]
+__all__ = ["MAX_EDGE_PX", "decode_chip"]
 
 
 def _bad_file(status: int, detail: str) -> Problem:

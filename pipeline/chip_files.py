@@ -95,14 +95,17 @@ def _read_picture(source: Path | bytes, max_edge_px: int | None) -> tuple[np.nda
         with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as image:
             _check_size(image.height, image.width, max_edge_px)
             image.load()
-            kind = (image.format or "png").lower()
+            kind = "png" if image.format == "PNG" else "jpeg"  # a camera JPEG may open as PIL's "MPO"
             if image.mode in ("I;16", "I;16B", "I;16L", "I"):  # 16-bit grey: convert("RGB") would clip it to 255
                 grey = np.asarray(image, dtype=np.float32) / 65535.0
                 return np.stack([grey, grey, grey]), kind
             rgb = np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0
             return np.ascontiguousarray(np.moveaxis(rgb, -1, 0)), kind
+    except InputError:
+        raise
     except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as error:
-        raise InputError(f"picture could not be decoded: {error}") from error
+        detail = type(error).__name__ if isinstance(source, bytes) else error  # bytes: no buffer address in the text
+        raise InputError(f"picture could not be decoded: {detail}") from error
 
 
 def _band_names(count: int, descriptions: tuple) -> list[str]:
@@ -143,7 +146,8 @@ def _read_raster(source: Path | bytes, max_edge_px: int | None):
                 masked = dataset.read(masked=True)
                 transform, crs = dataset.transform, dataset.crs
     except RasterioError as error:
-        raise InputError(f"raster could not be read: {error}") from error
+        detail = "not a readable (Geo)TIFF" if isinstance(source, bytes) else error  # bytes: no /vsimem path
+        raise InputError(f"raster could not be read: {detail}") from error
     nodata = np.ma.getmaskarray(masked)
     raw = np.ma.getdata(masked)
     data = _to_reflectance(raw, ~nodata)
@@ -185,7 +189,7 @@ def read_chip_file(source: Path | bytes, *, max_edge_px: int | None = None) -> C
         planes, kind = _read_picture(source, max_edge_px)
         return ChipFile(planes, list(_RGB), kind)
     if isinstance(source, bytes) and head[:4] not in TIFF_MAGICS:
-        raise ChipFormatError("the file is neither PNG, JPEG nor (Geo)TIFF")
+        raise ChipFormatError("neither PNG, JPEG nor (Geo)TIFF")
     data, names, transform, crs = _read_raster(source, max_edge_px)
     if len(names) == 1:  # one band: a grey picture, every visible plane the same, no NIR
         data, names = np.repeat(data, 3, axis=0), list(_RGB)
