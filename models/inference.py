@@ -151,8 +151,8 @@ def load_heading_model(
     try:
         network.load_state_dict(state)
     except (RuntimeError, KeyError, ValueError) as exc:
-        first = str(exc).strip().splitlines()
-        detail = " ".join(first[:2])[:400] + (" …" if len(str(exc)) > 400 else "")
+        lines = str(exc).strip().splitlines()
+        detail = " ".join(lines[:2])[:400] + (" …" if len(lines) > 2 or len(" ".join(lines[:2])) > 400 else "")
         raise ProductError(weights_path, f"weights do not fit {config.architecture} with {len(config.bands)} bands: {detail}") from exc
     if threads:
         torch.set_num_threads(threads)

@@ -36,8 +36,12 @@ NUM_KEYPOINTS = 4
 HEADS = ("grid", "centre")
 
 
-def check_head(head: str, fine_channels: int, input_size: int) -> None:
-    """Raise ``ValueError`` naming the setting when ``head`` cannot be built with these settings."""
+def check_head(head: str, fine_channels: int, input_size: int, output_stride: int = 32) -> None:
+    """Raise ``ValueError`` naming the setting when the network cannot be built with these settings."""
+    if output_stride not in (8, 16, 32):
+        raise ValueError(f"output_stride: expected 8, 16 or 32, got {output_stride}")
+    if fine_channels < 0:
+        raise ValueError(f"fine_channels: expected >= 0, got {fine_channels}")
     if head not in HEADS:
         raise ValueError(f"head: expected one of {HEADS}, got {head!r}")
     if head == "centre" and not fine_channels:
@@ -52,11 +56,7 @@ class WakeKeypointNet(nn.Module):
     def __init__(self, architecture: str = "efficientnet_b0", in_chans: int = 4, input_size: int = 64,
                  drop_rate: float = 0.1, output_stride: int = 32, fine_channels: int = 0, head: str = "grid") -> None:
         super().__init__()
-        if output_stride not in (8, 16, 32):
-            raise ValueError(f"output_stride: expected 8, 16 or 32, got {output_stride}")
-        if fine_channels < 0:
-            raise ValueError(f"fine_channels: expected >= 0, got {fine_channels}")
-        check_head(head, fine_channels, input_size)
+        check_head(head, fine_channels, input_size, output_stride)
         # output_stride < 32 dilates the last stages instead of striding them: the same weights see
         # a finer grid (4 x 4 instead of 2 x 2 cells for a 64 px crop at 16).
         self.backbone = timm.create_model(

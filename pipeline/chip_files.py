@@ -27,10 +27,10 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.chips import MAX_NODATA_SHARE, centre_nodata_share, chip_grid_problem, grid_north_deg
+from pipeline.chips import chip_grid_problem, grid_north_deg
 from vesselwatch.errors import InputError
 
-__all__ = ["ChipFile", "ChipFormatError", "MIN_EDGE_PX", "read_chip_file"]
+__all__ = ["ChipFile", "ChipFormatError", "MAX_NODATA_SHARE", "MIN_EDGE_PX", "centre_nodata_share", "read_chip_file"]
 
 PNG_MAGIC, JPEG_MAGIC = b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff"
 TIFF_MAGICS = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
@@ -40,6 +40,19 @@ MIN_EDGE_PX = 16
 MAX_BANDS = 16
 _S2_NAMES = ("B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09", "B10", "B11", "B12")
 _RGB = ["B04", "B03", "B02"]
+
+
+#: Largest share of nodata pixels in the centre of a chip that is filled and run; above it the chip is refused.
+MAX_NODATA_SHARE = 0.25
+
+
+def centre_nodata_share(nodata: np.ndarray, size: int = 64) -> float:
+    """Share of nodata pixels in the central ``size`` × ``size`` px (what the heading model sees) of an ``(H, W)`` mask."""
+    nodata = np.asarray(nodata, dtype=bool)
+    height, width = nodata.shape
+    row0, col0 = max((height - size) // 2, 0), max((width - size) // 2, 0)
+    centre = nodata[row0 : row0 + size, col0 : col0 + size]
+    return float(centre.mean()) if centre.size else 0.0
 
 
 class ChipFormatError(InputError):

@@ -66,19 +66,6 @@ class Chip:
 MAX_PIXEL_ASPECT = 1.1
 
 
-#: Largest share of nodata pixels in the centre of a chip that is filled and run; above it the chip is refused.
-MAX_NODATA_SHARE = 0.25
-
-
-def centre_nodata_share(nodata: np.ndarray, size: int = 64) -> float:
-    """Share of nodata pixels in the central ``size`` × ``size`` px (what the heading model sees) of an ``(H, W)`` mask."""
-    nodata = np.asarray(nodata, dtype=bool)
-    height, width = nodata.shape
-    row0, col0 = max((height - size) // 2, 0), max((width - size) // 2, 0)
-    centre = nodata[row0 : row0 + size, col0 : col0 + size]
-    return float(centre.mean()) if centre.size else 0.0
-
-
 def chip_grid_problem(transform: Affine, crs: CRS | object, height: int, width: int) -> str | None:
     """Why a georeferenced chip's pixel grid cannot give a true bearing as ``grid + grid_north_deg``, or None.
 

@@ -159,5 +159,8 @@ def test_sibling_commands_refuse_bad_values_up_front(tmp_path):
     base[2] = str(kept)
     result = runner.invoke(app, base + ["--no-resume", "--init-weights", str(tmp_path / "typo.pt")])
     assert result.exit_code == 2 and (kept / "last.pt").exists(), result.output
+    result = runner.invoke(app, base + ["--no-resume", "--output-stride", "24"])
+    assert result.exit_code == 2 and "output_stride: expected 8, 16 or 32" in result.output, result.output
+    assert (kept / "last.pt").exists()
     result = runner.invoke(app, base)  # resuming a corrupt checkpoint is named, not a traceback
     assert result.exit_code == 2 and "last.pt: cannot read the saved run settings" in result.output, result.output

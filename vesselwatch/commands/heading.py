@@ -255,9 +255,10 @@ def register(app: typer.Typer) -> None:
             typer.echo(f"vesselwatch train-heading: {error}", err=True)
             raise typer.Exit(code=2) from error
         try:
-            check_head(shape["head"], shape["fine_channels"], shape["input_size"])
+            check_head(shape["head"], shape["fine_channels"], shape["input_size"], shape["output_stride"])
         except ValueError as error:
-            typer.echo(f"vesselwatch train-heading: --head {shape['head']}: {error}", err=True)
+            typer.echo(f"vesselwatch train-heading: network shape (--head {shape['head']}, --fine-channels, "
+                       f"--input-size, --output-stride): {error}", err=True)
             raise typer.Exit(code=2) from error
         config = TrainConfig(
             run_dir=run_dir, seed=seed, epochs=epochs, steps_per_epoch=steps_per_epoch, batch_size=batch_size, lr=lr,
@@ -271,9 +272,6 @@ def register(app: typer.Typer) -> None:
             raise typer.Exit(code=2)
         if init_weights is not None and not init_weights.is_file():
             typer.echo(f"vesselwatch train-heading: --init-weights {init_weights}: not a weights file", err=True)
-            raise typer.Exit(code=2)
-        if shape["output_stride"] not in (8, 16, 32):
-            typer.echo(f"vesselwatch train-heading: --output-stride {shape['output_stride']}: expected 8, 16 or 32", err=True)
             raise typer.Exit(code=2)
         if not resume and (run_dir / "last.pt").exists():  # only once every input has been checked
             (run_dir / "last.pt").unlink()
