@@ -122,9 +122,13 @@ def main(argv: list[str] | None = None) -> None:
     model = load_heading_model(args.weights)
     rows = []
     limit = model.config.tta_above_sigma_deg
-    variants = [(f"vesselwatch B0 ({model.backend})", None)]
+    zooms = model.config.zoom_scales
+    zoom_note = (f", zoom {'/'.join(f'{z:g}' for z in zooms)} below p {model.config.zoom_below_probability:g}"
+                 if zooms else "")
+    variants = [(f"vesselwatch B0 ({model.backend}){zoom_note}", None)]
     if limit is not None:
-        variants = [(f"vesselwatch B0 ({model.backend}), TTA σ>{limit:g}°", None), ("vesselwatch B0, no TTA", False)]
+        variants = [(f"vesselwatch B0 ({model.backend}){zoom_note}, TTA σ>{limit:g}°", None),
+                    (f"vesselwatch B0{zoom_note}, no TTA", False)]
     if not args.no_tta:
         variants.append(("vesselwatch B0 + TTA x8", True))
     for name, tta in variants:

@@ -7,14 +7,15 @@ scores both on the very same chips and counts the wakes the candidate gets right
 misses ("gained") and the other way ("lost"); the exact McNemar test (a two-sided binomial test on
 those discordant wakes) says how likely such a split is if the two were equally good.
 
-Both models run the same way: one pass (no test-time augmentation) and the same wake threshold
-(the baseline's fitted one unless ``--threshold``), because a candidate is compared before it is
-calibrated. Seeds default to two used nowhere else (not training, calibration or held-out).
+Both models run the same way: one pass (no dihedral test-time augmentation; a model's
+``zoom_scales`` do run) and the same wake threshold (the baseline's fitted one unless
+``--threshold``), because a candidate is compared before it is calibrated; ``--own-thresholds``
+keeps each one's fitted threshold (two calibrated ways of running the same weights). Seeds default to two used nowhere else (not training, calibration or held-out).
 
 Usage::
 
     python benchmarks/heading_compare.py CANDIDATE.pt [--baseline models/weights/wake_keypoints_b0.pt]
-        [--seeds 8100001 8300007] [--count 3000] [--heldout-ranges] [--threshold 0.73]
+        [--seeds 8100001 8300007] [--count 3000] [--heldout-ranges] [--threshold 0.73 | --own-thresholds]
 
 The stage-4 weights that the shipped average was compared with are in git history:
 ``git show 9ec7ce0:models/weights/wake_keypoints_b0.pt > stage4.pt`` (and ``.json`` likewise).
@@ -58,13 +59,20 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--chip-size", type=int, default=128)
     parser.add_argument("--heldout-ranges", action="store_true", help="Draw from HELDOUT_RANGES instead (not for selection).")
     parser.add_argument("--threshold", type=float, default=None, help="Wake threshold for both (default: the baseline's).")
+    parser.add_argument("--own-thresholds", action="store_true",
+                        help="Each model keeps its own fitted wake threshold (both calibrated, e.g. an inference option).")
     args = parser.parse_args(argv)
 
     baseline = load_heading_model(args.baseline)
     candidate = load_heading_model(args.candidate)
     threshold = baseline.config.wake_probability_threshold if args.threshold is None else args.threshold
-    for model in (baseline, candidate):  # one threshold for both: the candidate is not calibrated yet
-        model.config = model.config.replace(wake_probability_threshold=threshold)
+    if args.own_thresholds:
+        threshold_note = (f"own wake thresholds {baseline.config.wake_probability_threshold:g} / "
+                          f"{candidate.config.wake_probability_threshold:g}")
+    else:
+        threshold_note = f"wake threshold {threshold:g} for both"
+        for model in (baseline, candidate):  # one threshold for both: the candidate is not calibrated yet
+            model.config = model.config.replace(wake_probability_threshold=threshold)
     ranges = HELDOUT_RANGES if args.heldout_ranges else TRAIN_RANGES
     started = time.perf_counter()
     header = f"{'seed':>9} {'wakes':>6} {'baseline ≤10°%':>15} {'candidate ≤10°%':>16} {'median° b / c':>14} {'gained':>7} {'lost':>5} {'McNemar p':>10}"
@@ -82,7 +90,7 @@ def main(argv: list[str] | None = None) -> None:
                      f"{medians:>14} {gained:>7} {lost:>5} {mcnemar_p(gained, lost):>10.4f}")
     lines.append(f"{'all':>9} {'':>6} {'':>15} {'':>16} {'':>14} {totals[0]:>7} {totals[1]:>5} {mcnemar_p(*totals):>10.4f}")
     print(f"{'HELDOUT' if args.heldout_ranges else 'TRAIN'} ranges, {args.count} chips of {args.chip_size} px per seed, "
-          f"one pass, wake threshold {threshold:g} for both ({time.perf_counter() - started:.0f} s)")
+          f"one pass, {threshold_note} ({time.perf_counter() - started:.0f} s)")
     print(f"baseline {baseline.weights_path}  candidate {candidate.weights_path}")
     print("\n".join(lines))
 

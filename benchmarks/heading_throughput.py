@@ -6,10 +6,14 @@ Peers in the same run, same chips (128 px, 4 bands, like the pipeline cuts), sam
 * ``onnxruntime fp32`` — the default fast path (used when it matches eager within tolerance);
 * ``onnxruntime int8`` — static QDQ quantisation (only measured; it is not the default unless its
   accuracy holds, which this script also reports as the heading difference to fp32);
-* ``onnxruntime fp32 + TTA σ>x°`` — what the pipeline runs by default: the fast path, plus the 8
-  dihedral symmetries for the chips whose sigma exceeds the weights' ``tta_above_sigma_deg``.
+* ``onnxruntime fp32, one scale`` — the fast path without the weights' ``zoom_scales`` (when they
+  have any): what the extra zoomed passes of the less confident chips cost;
+* ``onnxruntime fp32 + TTA σ>x°`` — what the pipeline runs by default: the fast path with the
+  weights' zooms, plus the 8 dihedral symmetries for the chips whose sigma exceeds the weights'
+  ``tta_above_sigma_deg``.
 
-The backend rows run without test-time augmentation (``tta=False``), so they compare backends alone.
+The backend rows run without test-time augmentation (``tta=False``) and with the weights' zooms,
+so they compare backends alone.
 
 Times include preprocessing (band selection, centre crop, robust normalisation) and decoding.
 
@@ -60,16 +64,22 @@ def main() -> None:
             print(f"int8 skipped: {exc}")
 
     reference = None
-    print(f"{len(chips)} chips of 128 px, batch {args.batch}, {args.threads} threads, input crop {model.config.input_size} px")
-    header = (f"{'backend':<30} {'chips/s':>9} {'p50 ms (1 chip)':>16} {'p90 ms':>8} "
+    zooms = "/".join(f"{z:g}" for z in model.config.zoom_scales) or "none"
+    print(f"{len(chips)} chips of 128 px, batch {args.batch}, {args.threads} threads, input crop {model.config.input_size} px, "
+          f"zooms {zooms} below wake probability {model.config.zoom_below_probability:g}")
+    header = (f"{'backend':<34} {'chips/s':>9} {'p50 ms (1 chip)':>16} {'p90 ms':>8} "
               f"{'median Δ° vs eager':>19} {'max Δ°':>8} {'Δ>10° %':>8}")
     print(header)
     print("-" * len(header))
-    runs = [(name, session, False) for name, session in variants.items()]
-    if model.config.tta_above_sigma_deg is not None:
-        runs.append((f"onnxruntime fp32 + TTA σ>{model.config.tta_above_sigma_deg:g}°", variants["onnxruntime fp32"], None))
-    for name, session, tta in runs:
-        model.session = session
+    configured = model.config
+    runs = [(name, session, False, configured) for name, session in variants.items()]
+    if configured.zoom_scales:
+        runs.append(("onnxruntime fp32, one scale", variants["onnxruntime fp32"], False, configured.replace(zoom_scales=())))
+    if configured.tta_above_sigma_deg is not None:
+        runs.append((f"onnxruntime fp32 + TTA σ>{configured.tta_above_sigma_deg:g}°", variants["onnxruntime fp32"], None,
+                     configured))
+    for name, session, tta, config in runs:
+        model.session, model.config = session, config
         predict_keypoints(model, chips[: args.batch], BAND_NAMES, batch_size=args.batch, tta=tta)  # warm up
         started = time.perf_counter()
         pred = predict_keypoints(model, chips, BAND_NAMES, batch_size=args.batch, tta=tta)
@@ -83,9 +93,9 @@ def main() -> None:
             reference = pred.heading_grid_deg
         both = np.isfinite(reference) & np.isfinite(pred.heading_grid_deg)
         delta = angular_error_deg(reference[both], pred.heading_grid_deg[both]) if both.any() else np.array([np.nan])
-        print(f"{name:<30} {rate:>9.1f} {np.percentile(latencies, 50):>16.2f} {np.percentile(latencies, 90):>8.2f} "
+        print(f"{name:<34} {rate:>9.1f} {np.percentile(latencies, 50):>16.2f} {np.percentile(latencies, 90):>8.2f} "
               f"{np.median(delta):>19.3f} {np.max(delta):>8.3f} {100 * np.mean(delta > 10):>8.2f}")
-    model.session = None
+    model.session, model.config = None, configured
 
 
 if __name__ == "__main__":

@@ -10,7 +10,10 @@ travel). Its sigma comes from the network's von Mises concentration, scaled by t
 factor stored with the weights for the chip's wake probability. Test-time dihedral augmentation
 averages the 8 symmetric predictions and adds their spread to sigma: by default only for the chips
 whose sigma exceeds ``tta_above_sigma_deg`` (also stored with the weights), or for all or none with
-``tta=True``/``False``. A chip whose wake is not found (wake probability below the fitted
+``tta=True``/``False``. Multi-scale inference: a chip whose wake probability is below
+``zoom_below_probability`` also runs zoomed in (``zoom_scales``, see :mod:`models.preprocess`): the
+pass with the highest wake probability gives its keypoints and heading, and its wake probability is
+the mean logit of the passes; it helps small vessels whose hull and wake span a few pixels. A chip whose wake is not found (wake probability below the fitted
 threshold) gets NaN heading and ``ambiguous=True``: without a wake the bow/stern direction is a
 coin toss.
 """
@@ -28,7 +31,7 @@ import numpy as np
 import torch
 
 from models.network import WakeKeypointNet, create_model
-from models.preprocess import PreprocessConfig, prepare_batch
+from models.preprocess import PreprocessConfig, prepare_batch, zoom_crop_px
 from vesselwatch.errors import InputError, ProductError
 
 __all__ = ["HeadingModel", "KeypointPrediction", "load_heading_model", "predict_keypoints", "config_path_for"]
@@ -171,10 +174,15 @@ def load_heading_model(
     return model
 
 
-def _outputs_to_prediction(raw: dict[str, np.ndarray], config: PreprocessConfig, offset: tuple[int, int]) -> dict:
+def _outputs_to_prediction(raw: dict[str, np.ndarray], config: PreprocessConfig, offset: tuple[int, int],
+                           crop_px: int | None = None) -> dict:
+    """Raw network outputs -> keypoints in chip pixels, visibility, heading and raw sigma (degrees).
+
+    ``crop_px``: edge of the chip crop the input was resampled from (default: ``input_size``, none).
+    """
     size = config.input_size
-    keypoints = (raw["keypoints"].astype(np.float64) + 1.0) * (size / 2.0)  # crop pixels
-    keypoints = keypoints + np.array(offset, dtype=np.float64)  # chip pixels
+    keypoints = (raw["keypoints"].astype(np.float64) + 1.0) * (size / 2.0)  # input pixels
+    keypoints = keypoints * ((crop_px or size) / size) + np.array(offset, dtype=np.float64)  # chip pixels
     visibility = 1.0 / (1.0 + np.exp(-raw["visibility_logits"].astype(np.float64)))
     d = keypoints[:, 0] - keypoints[:, 1]
     heading = np.mod(np.degrees(np.arctan2(d[:, 0], -d[:, 1])), 360.0)
@@ -207,6 +215,44 @@ def _dihedral_heading_deg(
     return _circular_mean_and_spread_deg(np.stack(headings))
 
 
+def _best_zoom(
+    model: HeadingModel, data: np.ndarray, band_names: Sequence[str], inputs: np.ndarray, pred: dict, batch_size: int,
+) -> tuple[np.ndarray, dict]:
+    """Rerun the chips below ``zoom_below_probability`` at each of ``zoom_scales``.
+
+    Per rerun chip the most confident pass gives the keypoints, heading and sigma; its wake
+    probability becomes the mean logit of all its passes (each look's evidence averaged: the
+    maximum would give clutter several chances to pass for a wake). Returns the per-chip network
+    inputs of the chosen passes and the predictions (copies where changed).
+    """
+    config = model.config
+    rerun = np.flatnonzero(pred["visibility"][:, 1] < config.zoom_below_probability)
+    if not config.zoom_scales or rerun.size == 0:
+        return inputs, pred
+    inputs, pred = inputs.copy(), {k: v.copy() for k, v in pred.items()}
+    best = pred["visibility"][rerun, 1].copy()
+    logit_sum = _logit(best)
+    for zoom in config.zoom_scales:
+        zoomed, offset = prepare_batch(data[rerun], band_names, config, zoom=zoom)
+        out = _outputs_to_prediction(_run_batched(model, zoomed, batch_size), config, offset,
+                                     zoom_crop_px(config.input_size, zoom))
+        probability = out["visibility"][:, 1]
+        logit_sum += _logit(probability)
+        better = probability > best
+        best[better] = probability[better]
+        chips = rerun[better]
+        inputs[chips] = zoomed[better]
+        for key, value in out.items():
+            pred[key][chips] = value[better]
+    pred["visibility"][rerun, 1] = 1.0 / (1.0 + np.exp(-logit_sum / (1 + len(config.zoom_scales))))
+    return inputs, pred
+
+
+def _logit(probability: np.ndarray) -> np.ndarray:
+    p = np.clip(probability, 1e-7, 1.0 - 1e-7)
+    return np.log(p) - np.log1p(-p)
+
+
 def _run_batched(model: HeadingModel, inputs: np.ndarray, batch_size: int) -> dict[str, np.ndarray]:
     parts: dict[str, list[np.ndarray]] = {}
     for start in range(0, len(inputs), batch_size):
@@ -226,7 +272,10 @@ def predict_keypoints(
     """Predict keypoints and heading for chips ``(N, bands, H, W)`` of reflectance (0..1).
 
     Chips larger than the model input are centre-cropped (the detection sits at the centre);
-    smaller ones are reflect-padded. Keypoints come back in the input chip's pixel coordinates.
+    smaller ones are reflect-padded. Chips below the weights' ``zoom_below_probability`` also run at
+    their ``zoom_scales`` (the most confident pass answers; the wake probability is the passes'
+    mean logit). Keypoints come back in the input chip's
+    pixel coordinates.
 
     Parameters
     ----------
@@ -254,6 +303,7 @@ def predict_keypoints(
         return KeypointPrediction(np.zeros((0, 4, 2)), np.zeros((0, 4)), empty, empty, empty.astype(bool))
     inputs, offset = prepare_batch(data, band_names, config)
     pred = _outputs_to_prediction(_run_batched(model, inputs, batch_size), config, offset)
+    inputs, pred = _best_zoom(model, data, band_names, inputs, pred, batch_size)
     wake_probability = pred["visibility"][:, 1]
     heading, sigma = pred["heading"], pred["sigma"] * config.uncertainty_factor(wake_probability)
     no_wake = wake_probability < config.wake_probability_threshold

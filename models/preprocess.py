@@ -1,4 +1,4 @@
-"""Preprocessing that travels with the weights: band selection, centre crop, robust normalisation.
+"""Preprocessing that travels with the weights: band selection, centre crop, zoom, robust normalisation.
 
 The same :class:`PreprocessConfig` is saved as JSON next to the state_dict (timm's
 ``pretrained_cfg`` idea), so inference can never disagree with training. Pure numpy.
@@ -6,6 +6,10 @@ The same :class:`PreprocessConfig` is saved as JSON next to the state_dict (timm
 Normalisation is per chip and per band: ``asinh((x - median) / (1.4826 * MAD + eps))``. It removes
 the level (L1C path radiance vs L2A, thin cloud, 0..255 PNG vs 0..1 reflectance once scaled) and the
 gain (contrast stretches), and the ``asinh`` keeps a bright hull from saturating everything else.
+
+A *zoom* ``s`` feeds the network the centre ``input_size / s`` px of the chip resampled (bicubic,
+pixel-area aligned) to ``input_size``: a vessel of 1-2 px then covers more of the network's first
+cells. :func:`models.inference.predict_keypoints` uses it for the chips listed in ``zoom_scales``.
 """
 
 from __future__ import annotations
@@ -20,7 +24,10 @@ import numpy as np
 
 from vesselwatch.errors import InputError
 
-__all__ = ["PreprocessConfig", "select_bands", "center_crop", "normalize", "fill_nonfinite", "prepare_batch"]
+__all__ = [
+    "PreprocessConfig", "select_bands", "center_crop", "zoom_crop_px", "cubic_resample_matrix", "normalize",
+    "fill_nonfinite", "prepare_batch",
+]
 
 
 @dataclass(frozen=True)
@@ -65,6 +72,14 @@ class PreprocessConfig:
     head : str
         ``"grid"``: the flattened cells feed a dense layer; ``"centre"``: a soft arg-max over the
         stride-8 cells finds the hull and the other outputs are read where it is.
+    zoom_scales : tuple of float
+        Extra passes at these zooms (each > 1: the centre ``input_size / zoom`` px resampled to
+        ``input_size``) for the chips whose wake probability at zoom 1 is below
+        ``zoom_below_probability``; per chip the pass with the highest wake probability answers,
+        with the mean logit of all its passes as its wake probability.
+        Empty: one pass.
+    zoom_below_probability : float
+        See ``zoom_scales`` (0..1; 1 runs the zooms for nearly every chip).
     """
 
     architecture: str = "efficientnet_b0"
@@ -84,6 +99,8 @@ class PreprocessConfig:
     output_stride: int = 32
     fine_channels: int = 0
     head: str = "grid"
+    zoom_scales: tuple[float, ...] = ()
+    zoom_below_probability: float = 1.0
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -97,6 +114,12 @@ class PreprocessConfig:
             raise ValueError(f"wake_probability_threshold: expected a number in 0..1, got {threshold!r}")
         if not self.bands or not all(isinstance(b, str) for b in self.bands):
             raise ValueError(f"bands: expected a non-empty list of band names, got {self.bands!r}")
+        for zoom in self.zoom_scales:
+            if not isinstance(zoom, numbers.Real) or isinstance(zoom, bool) or not 1.0 < zoom <= 4.0:
+                raise ValueError(f"zoom_scales: expected zooms above 1 and at most 4, got {list(self.zoom_scales)!r}")
+        gate = self.zoom_below_probability
+        if not isinstance(gate, numbers.Real) or isinstance(gate, bool) or not 0.0 <= gate <= 1.0:
+            raise ValueError(f"zoom_below_probability: expected a number in 0..1, got {gate!r}")
 
     def to_json(self, path: str | Path) -> None:
         """Write the configuration as JSON."""
@@ -113,7 +136,7 @@ class PreprocessConfig:
         if not isinstance(raw, dict):
             raise ValueError(f"expected a JSON object, got {type(raw).__name__}")
         raw = dict(raw)
-        for key in ("bands", "keypoint_names"):
+        for key in ("bands", "keypoint_names", "zoom_scales"):
             if key in raw:
                 raw[key] = tuple(raw[key])
         if "uncertainty_scale_bins" in raw:
@@ -178,6 +201,36 @@ def center_crop(data: np.ndarray, size: int) -> tuple[np.ndarray, tuple[int, int
     return crop, (col0 - pad_x // 2, row0 - pad_y // 2)
 
 
+def zoom_crop_px(input_size: int, zoom: float) -> int:
+    """Edge (px of the chip) of the centre crop that a ``zoom`` resamples to ``input_size`` (at least 8)."""
+    return max(8, int(round(input_size / zoom)))
+
+
+def cubic_resample_matrix(source_px: int, target_px: int) -> np.ndarray:
+    """``(target_px, source_px)`` float32 weights of a bicubic resampling along one axis.
+
+    Pixel areas are aligned (output pixel ``i`` covers source ``[i, i + 1) * source_px / target_px``,
+    PyTorch's ``align_corners=False``), Keys' cubic with ``a = -0.75`` as in PyTorch and OpenCV,
+    the edge pixel repeated beyond the border. Rows sum to 1.
+    """
+    scale = source_px / target_px
+    centre = (np.arange(target_px) + 0.5) * scale - 0.5
+    first = np.floor(centre).astype(int)
+    t = centre - first
+    a = -0.75
+    weights = np.stack([
+        ((a * (t + 1) - 5 * a) * (t + 1) + 8 * a) * (t + 1) - 4 * a,
+        ((a + 2) * t - (a + 3)) * t * t + 1,
+        ((a + 2) * (1 - t) - (a + 3)) * (1 - t) * (1 - t) + 1,
+        ((a * (2 - t) - 5 * a) * (2 - t) + 8 * a) * (2 - t) - 4 * a,
+    ], axis=1)
+    matrix = np.zeros((target_px, source_px), dtype=np.float64)
+    rows = np.repeat(np.arange(target_px), 4)
+    cols = np.clip(first[:, None] + np.arange(-1, 3)[None, :], 0, source_px - 1).ravel()
+    np.add.at(matrix, (rows, cols), weights.ravel())
+    return matrix.astype(np.float32)
+
+
 def normalize(data: np.ndarray, eps: float = 0.002) -> np.ndarray:
     """Per chip and band robust standardisation with an ``asinh`` squash (float32, same shape)."""
     flat = data.reshape(*data.shape[:-2], -1)
@@ -188,14 +241,23 @@ def normalize(data: np.ndarray, eps: float = 0.002) -> np.ndarray:
 
 
 def prepare_batch(
-    data: np.ndarray, band_names: Sequence[str], config: PreprocessConfig
+    data: np.ndarray, band_names: Sequence[str], config: PreprocessConfig, zoom: float = 1.0,
 ) -> tuple[np.ndarray, tuple[int, int]]:
-    """Chips ``(N, bands, H, W)`` reflectance -> network input ``(N, C, S, S)`` and the crop offset."""
+    """Chips ``(N, bands, H, W)`` reflectance -> network input ``(N, C, S, S)`` and the crop offset.
+
+    With ``zoom`` other than 1 the crop is the centre :func:`zoom_crop_px` px, resampled to
+    ``S = config.input_size``: an input pixel ``x_in`` is chip pixel ``offset + x_in * crop / S``.
+    """
     if data.ndim != 4:
         raise InputError(f"data: expected (N, bands, H, W), got shape {data.shape}")
     selected = select_bands(data, band_names, config)
-    crop, offset = center_crop(selected, config.input_size)
-    return normalize(fill_nonfinite(crop), config.eps), offset
+    size = config.input_size if zoom == 1.0 else zoom_crop_px(config.input_size, zoom)
+    crop, offset = center_crop(selected, size)
+    crop = fill_nonfinite(crop)
+    if size != config.input_size:
+        matrix = cubic_resample_matrix(size, config.input_size)
+        crop = np.einsum("ih,nchw,jw->ncij", matrix, crop, matrix, optimize=True)
+    return normalize(crop, config.eps), offset
 
 
 def fill_nonfinite(data: np.ndarray) -> np.ndarray:

@@ -321,6 +321,13 @@ def register(app: typer.Typer) -> None:
                                                  "not used, and the wake threshold is kept: every image has a wake)."),
         tta_above: float = typer.Option(3.0, "--tta-above-sigma", min=0.0, help="Written as tta_above_sigma_deg: chips with "
                                         "a wider sigma (degrees) also run the 8 dihedral symmetries (360: none do)."),
+        zoom: Optional[str] = typer.Option(None, "--zoom-scales",
+                                           help="Written as zoom_scales and calibrated with: comma-separated zooms "
+                                           "(> 1, at most 4) that the less confident chips also run at, e.g. 1.25,1.5 "
+                                           "(multi-scale inference, docs/heading.md); '' for one pass. Default: as the JSON has it."),
+        zoom_below: Optional[float] = typer.Option(None, "--zoom-below", min=0.0, max=1.0,
+                                                   help="Written as zoom_below_probability: chips whose wake probability "
+                                                   "at zoom 1 is below this run the zooms (e.g. 0.999). Default: as the JSON has it."),
     ) -> None:
         """Refit the sigma scales (±2σ holds 95% of truths) and the wake threshold (95% of reported headings within 10°)."""
         from models.inference import config_path_for
@@ -328,7 +335,9 @@ def register(app: typer.Typer) -> None:
         try:
             if not weights.is_file() or not config_path_for(weights).is_file():
                 raise InputError(f"{weights}: expected a weights file with its JSON ({config_path_for(weights).name}) beside it")
-            summary = calibrate_weights(weights, count=count, tta_above_sigma_deg=tta_above, shipwakes=shipwakes)
+            summary = calibrate_weights(weights, count=count, tta_above_sigma_deg=tta_above, shipwakes=shipwakes,
+                                        zoom_scales=None if zoom is None else parse_zoom_scales(zoom),
+                                        zoom_below_probability=zoom_below)
         except (VesselwatchError, ValueError) as error:
             typer.echo(f"vesselwatch calibrate-heading: {error}", err=True)
             raise typer.Exit(code=2) from error
@@ -373,6 +382,28 @@ def ranges_with_overrides(ranges: ChipRanges, items: list[str], option: str = "-
     return replace(ranges, **changes)
 
 
+def parse_zoom_scales(text: str, option: str = "--zoom-scales") -> tuple[float, ...]:
+    """``"1.25,1.5"`` -> ``(1.25, 1.5)``; ``""`` -> ``()``.
+
+    Raises
+    ------
+    InputError
+        When an item is not a number above 1 and at most 4.
+    """
+    zooms = []
+    for item in (part.strip() for part in text.split(",")):
+        if not item:
+            continue
+        try:
+            zoom = float(item)
+        except ValueError as error:
+            raise InputError(f"{option} {text!r}: {item!r} is not a number") from error
+        if not 1.0 < zoom <= 4.0:
+            raise InputError(f"{option} {text!r}: each zoom must be above 1 and at most 4, got {item}")
+        zooms.append(zoom)
+    return tuple(zooms)
+
+
 def export_and_calibrate(checkpoint: Path, weights_path: Path) -> dict:
     """Export a checkpoint's EMA weights with their JSON, then fit and store the sigma scale and wake threshold."""
     from models.train import export_weights
@@ -382,7 +413,9 @@ def export_and_calibrate(checkpoint: Path, weights_path: Path) -> dict:
 
 
 def calibrate_weights(weights_path: Path, count: int = 4096, tta_above_sigma_deg: float | None = 3.0,
-                      shipwakes: Path | None = None, chip_size: int = 128) -> dict:
+                      shipwakes: Path | None = None, chip_size: int = 128,
+                      zoom_scales: tuple[float, ...] | None = None,
+                      zoom_below_probability: float | None = None) -> dict:
     """Fit the sigma scales and the wake-probability threshold of exported weights; write them to their JSON.
 
     The calibration set is ``count`` synthetic chips (training ranges, own seed) or, with
@@ -393,6 +426,8 @@ def calibrate_weights(weights_path: Path, count: int = 4096, tta_above_sigma_deg
     ``tta_above_sigma_deg`` is written too (not fitted): above that calibrated sigma a chip also runs
     the 8 dihedral symmetries by default. On the calibration set of the shipped weights 3° selects
     13% of the chips and gives the whole gain of TTA on every chip (94.6% within 10° against 94.3%).
+    ``zoom_scales`` and ``zoom_below_probability`` (``None``: as the JSON has them) are written too
+    and calibrated with: the fitted threshold and factors are those of the multi-scale answers.
     """
     from models.calibrate import CALIBRATION_SEED, calibrate, calibrate_on_chips
     from models.inference import config_path_for, file_sha256, load_heading_model
@@ -400,6 +435,10 @@ def calibrate_weights(weights_path: Path, count: int = 4096, tta_above_sigma_deg
 
     json_path = config_path_for(weights_path)
     model = load_heading_model(weights_path, fast=False)
+    zoom_scales = model.config.zoom_scales if zoom_scales is None else tuple(zoom_scales)
+    if zoom_below_probability is None:
+        zoom_below_probability = model.config.zoom_below_probability
+    model.config = model.config.replace(zoom_scales=zoom_scales, zoom_below_probability=zoom_below_probability)
     if shipwakes is None:
         fitted = calibrate(model, count=count)
         described = f"{fitted.count} synthetic chips, TRAIN_RANGES, seed {CALIBRATION_SEED}"
@@ -428,10 +467,12 @@ def calibrate_weights(weights_path: Path, count: int = 4096, tta_above_sigma_deg
     bins = tuple((lo, round(factor, 4)) for lo, factor in fitted.uncertainty_scale_bins)
     config = config.replace(uncertainty_scale=round(fitted.uncertainty_scale, 4), uncertainty_scale_bins=bins,
                             wake_probability_threshold=fitted.wake_probability_threshold,
-                            tta_above_sigma_deg=tta_above_sigma_deg, extra=extra)
+                            tta_above_sigma_deg=tta_above_sigma_deg, zoom_scales=zoom_scales,
+                            zoom_below_probability=zoom_below_probability, extra=extra)
     config.to_json(json_path)
     return {
         "path": str(weights_path), "sha256": file_sha256(weights_path), "uncertainty_scale": fitted.uncertainty_scale,
         "uncertainty_scale_bins": bins, "tta_above_sigma_deg": tta_above_sigma_deg,
+        "zoom_scales": list(zoom_scales), "zoom_below_probability": zoom_below_probability,
         "wake_probability_threshold": fitted.wake_probability_threshold, "precision_pct": fitted.precision_pct,
     }
