@@ -54,12 +54,12 @@ class AlertCursor:
         query = (sa.select(scenes.c.processed_at)
                  .select_from(alerts.join(scenes, alerts.c.scene_id == scenes.c.scene_id))
                  .where(alerts.c.alert_id == alert_id))
-        with store.engine.connect() as connection:
+        with store.connection() as connection:
             processed = connection.execute(query).scalar_one_or_none()
         if processed is None:
             return None
         processed = _utc(processed)
-        with store.engine.connect() as connection:
+        with store.connection() as connection:
             earlier = connection.execute(
                 sa.select(alerts.c.alert_id)
                 .select_from(alerts.join(scenes, alerts.c.scene_id == scenes.c.scene_id))
@@ -78,7 +78,7 @@ def poll_new_alerts(store: Store, cursor: AlertCursor, *, limit: int = 1000) -> 
         .order_by(scenes.c.processed_at, alerts.c.alert_id)
         .limit(limit + len(cursor.delivered_at_after))
     )
-    with store.engine.connect() as connection:
+    with store.connection() as connection:
         rows = list(connection.execute(query).mappings())
     fresh: list[AlertRecord] = []
     after, delivered = cursor.after, set(cursor.delivered_at_after)

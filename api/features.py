@@ -80,7 +80,7 @@ def _sql_page(
 ) -> tuple[int, list[sa.RowMapping]]:
     count = sa.select(sa.func.count()).select_from(table).where(*conditions)
     rows = sa.select(table).where(*conditions).order_by(key).limit(limit).offset(offset)
-    with store.engine.connect() as connection:
+    with store.connection() as connection:
         matched = int(connection.execute(count).scalar_one())
         found = list(connection.execute(rows).mappings()) if offset < matched else []
     return matched, found
@@ -165,7 +165,7 @@ def extent(collection_id: str, store: Store, resources: Resources | None) -> dic
         table = store_tables.detections if collection_id == "detections" else store_tables.alerts_table
         query = sa.select(sa.func.min(table.c.lon), sa.func.min(table.c.lat), sa.func.max(table.c.lon),
                           sa.func.max(table.c.lat), sa.func.min(table.c.acquired), sa.func.max(table.c.acquired))
-        with store.engine.connect() as connection:
+        with store.connection() as connection:
             row = connection.execute(query).one()
         if row[0] is not None:
             spatial = [float(v) for v in row[:4]]

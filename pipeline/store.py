@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -322,7 +324,23 @@ class Store:
 
     def __init__(self, engine: sa.Engine) -> None:
         self.engine = engine
+        # An in-memory SQLite database is one connection that every thread shares (StaticPool):
+        # without taking turns, two threads interleave statements in one transaction, and one's
+        # rollback or cursor undoes the other's half-written scene.
+        self._turns = threading.RLock() if isinstance(engine.pool, sa.pool.StaticPool) else nullcontext()
         _create_tables(engine)
+
+    @contextmanager
+    def connection(self) -> Iterator[sa.Connection]:
+        """A connection for reading (``with store.connection() as c``); one thread at a time on a shared one."""
+        with self._turns, self.engine.connect() as connection:
+            yield connection
+
+    @contextmanager
+    def transaction(self) -> Iterator[sa.Connection]:
+        """A connection in a transaction committed on success, rolled back on error; turns as :meth:`connection`."""
+        with self._turns, self.engine.begin() as connection:
+            yield connection
 
     @classmethod
     def connect(cls, url: str) -> Store:
@@ -384,7 +402,7 @@ class Store:
         orphans = {a.detection_id for a in alerts} - {r.detection_id for r in records}
         if orphans:
             raise ValueError(f"scene {scene.scene_id!r}: alerts refer to unknown detections {sorted(orphans)[:5]}")
-        with self.engine.begin() as connection:
+        with self.transaction() as connection:
             if overlap_radius_m is not None and connection.dialect.name == "postgresql":
                 # Two scenes of one pass stored at once would each miss the other's uncommitted
                 # copies and both keep theirs: merging transactions take turns. (SQLite needs no
@@ -483,7 +501,7 @@ class Store:
 
     def scene(self, scene_id: str) -> SceneRecord | None:
         """The stored scene with this id, or ``None``."""
-        with self.engine.connect() as connection:
+        with self.connection() as connection:
             row = connection.execute(sa.select(scenes).where(scenes.c.scene_id == scene_id)).mappings().first()
         if row is None:
             return None
@@ -494,7 +512,7 @@ class Store:
 
     def scene_ids(self) -> list[str]:
         """Ids of every stored scene, sorted."""
-        with self.engine.connect() as connection:
+        with self.connection() as connection:
             return list(connection.execute(sa.select(scenes.c.scene_id).order_by(scenes.c.scene_id)).scalars())
 
     def iter_detections(
@@ -518,14 +536,14 @@ class Store:
         """
         query = sa.select(detections).order_by(detections.c.detection_id)
         query = _filtered(query, detections, scene_id=scene_id, bbox=bbox, start=start, end=end)
-        with self.engine.connect() as connection:
+        with self.connection() as connection:
             for row in connection.execute(query).mappings():
                 yield DetectionRecord.from_row(row)
 
     def detection(self, detection_id: str) -> DetectionRecord | None:
         """The detection with this id, or ``None``."""
         query = sa.select(detections).where(detections.c.detection_id == detection_id)
-        with self.engine.connect() as connection:
+        with self.connection() as connection:
             row = connection.execute(query).mappings().first()
         return None if row is None else DetectionRecord.from_row(row)
 
@@ -534,7 +552,7 @@ class Store:
         query = sa.select(sa.func.count()).select_from(detections)
         if scene_id is not None:
             query = query.where(detections.c.scene_id == scene_id)
-        with self.engine.connect() as connection:
+        with self.connection() as connection:
             return int(connection.execute(query).scalar_one())
 
     def iter_alerts(
@@ -557,14 +575,14 @@ class Store:
         query = _filtered(query, alerts_table, scene_id=scene_id, bbox=bbox, start=start, end=end)
         if severities is not None:
             query = query.where(alerts_table.c.severity.in_(list(severities)))
-        with self.engine.connect() as connection:
+        with self.connection() as connection:
             for row in connection.execute(query).mappings():
                 yield AlertRecord.from_row(row)
 
     def alert(self, alert_id: str) -> AlertRecord | None:
         """The alert with this id, or ``None``."""
         query = sa.select(alerts_table).where(alerts_table.c.alert_id == alert_id)
-        with self.engine.connect() as connection:
+        with self.connection() as connection:
             row = connection.execute(query).mappings().first()
         return None if row is None else AlertRecord.from_row(row)
 
@@ -573,7 +591,7 @@ class Store:
         query = sa.select(sa.func.count()).select_from(alerts_table)
         if scene_id is not None:
             query = query.where(alerts_table.c.scene_id == scene_id)
-        with self.engine.connect() as connection:
+        with self.connection() as connection:
             return int(connection.execute(query).scalar_one())
 
 

@@ -90,3 +90,36 @@ def test_a_store_made_before_a_column_existed_opens_with_its_rows_and_gains_the_
                                 "heading_deg": None, "heading_ambiguous": True, "wake_on_land": True})
     reopened.replace_scene(_scene("NEW", 1), [moored])
     assert reopened.detection("NEW/0").wake_on_land is True
+
+
+def test_threads_sharing_an_in_memory_store_do_not_interleave_transactions():
+    """An in-memory store is one shared connection: a reader's rollback must not undo a writer's half scene."""
+    import threading
+
+    store = Store.connect("sqlite://")
+    errors: list[BaseException] = []
+
+    def write() -> None:
+        try:
+            for k in range(30):
+                store.replace_scene(_scene(f"W{k % 5}", 20), [_detection(f"W{k % 5}", i) for i in range(20)])
+        except BaseException as error:  # noqa: BLE001 - reported below
+            errors.append(error)
+
+    def read() -> None:
+        try:
+            for _ in range(100):
+                store.count_detections()
+                store.scene_ids()
+                list(store.iter_detections(scene_id="W1"))
+        except BaseException as error:  # noqa: BLE001
+            errors.append(error)
+
+    threads = [threading.Thread(target=write)] + [threading.Thread(target=read) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert not errors, errors[:3]
+    assert store.scene_ids() == [f"W{k}" for k in range(5)]
+    assert store.count_detections() == 100
