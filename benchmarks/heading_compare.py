@@ -7,10 +7,11 @@ scores both on the very same chips and counts the wakes the candidate gets right
 misses ("gained") and the other way ("lost"); the exact McNemar test (a two-sided binomial test on
 those discordant wakes) says how likely such a split is if the two were equally good.
 
-Both models run the same way: one pass (no dihedral test-time augmentation; a model's
-``zoom_scales`` do run) and the same wake threshold (the baseline's fitted one unless
+Both models run the same way: without dihedral test-time augmentation (a model's
+``zoom_scales`` do run) and with the same wake threshold (the baseline's fitted one unless
 ``--threshold``), because a candidate is compared before it is calibrated; ``--own-thresholds``
-keeps each one's fitted threshold (two calibrated ways of running the same weights). Seeds default to two used nowhere else (not training, calibration or held-out).
+keeps each one's fitted threshold (two calibrated ways of running the same weights). Seeds
+default to two used nowhere else (not training, calibration or held-out).
 
 Usage::
 
@@ -45,7 +46,7 @@ def mcnemar_p(gained: int, lost: int) -> float:
 
 
 def right_within_10(model: HeadingModel, data: np.ndarray, truth_deg: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per chip: heading within 10° of the truth (bool) and the error (degrees, NaN without a heading); one pass."""
+    """Per chip: heading within 10° of the truth (bool) and the error (degrees, NaN without a heading); no dihedral TTA (a model's zooms run)."""
     errors = angular_error_deg(predict_keypoints(model, data, BAND_NAMES, tta=False).heading_grid_deg, truth_deg)
     return errors <= 10.0, errors
 
@@ -58,9 +59,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--count", type=int, default=3000)
     parser.add_argument("--chip-size", type=int, default=128)
     parser.add_argument("--heldout-ranges", action="store_true", help="Draw from HELDOUT_RANGES instead (not for selection).")
-    parser.add_argument("--threshold", type=float, default=None, help="Wake threshold for both (default: the baseline's).")
-    parser.add_argument("--own-thresholds", action="store_true",
-                        help="Each model keeps its own fitted wake threshold (both calibrated, e.g. an inference option).")
+    thresholds = parser.add_mutually_exclusive_group()
+    thresholds.add_argument("--threshold", type=float, default=None, help="Wake threshold for both (default: the baseline's).")
+    thresholds.add_argument("--own-thresholds", action="store_true",
+                            help="Each model keeps its own fitted wake threshold (both calibrated, e.g. an inference option).")
     args = parser.parse_args(argv)
 
     baseline = load_heading_model(args.baseline)
@@ -90,7 +92,7 @@ def main(argv: list[str] | None = None) -> None:
                      f"{medians:>14} {gained:>7} {lost:>5} {mcnemar_p(gained, lost):>10.4f}")
     lines.append(f"{'all':>9} {'':>6} {'':>15} {'':>16} {'':>14} {totals[0]:>7} {totals[1]:>5} {mcnemar_p(*totals):>10.4f}")
     print(f"{'HELDOUT' if args.heldout_ranges else 'TRAIN'} ranges, {args.count} chips of {args.chip_size} px per seed, "
-          f"one pass, {threshold_note} ({time.perf_counter() - started:.0f} s)")
+          f"no dihedral TTA, {threshold_note} ({time.perf_counter() - started:.0f} s)")
     print(f"baseline {baseline.weights_path}  candidate {candidate.weights_path}")
     print("\n".join(lines))
 

@@ -7,7 +7,8 @@ Peers in the same run, same chips (128 px, 4 bands, like the pipeline cuts), sam
 * ``onnxruntime int8`` — static QDQ quantisation (only measured; it is not the default unless its
   accuracy holds, which this script also reports as the heading difference to fp32);
 * ``onnxruntime fp32, one scale`` — the fast path without the weights' ``zoom_scales`` (when they
-  have any): what the extra zoomed passes of the less confident chips cost;
+  have any): what the extra zoomed passes of the less confident chips cost (its "Δ° vs eager" is
+  then the difference the zooms make, not a backend error);
 * ``onnxruntime fp32 + TTA σ>x°`` — what the pipeline runs by default: the fast path with the
   weights' zooms, plus the 8 dihedral symmetries for the chips whose sigma exceeds the weights'
   ``tta_above_sigma_deg``.

@@ -9,7 +9,8 @@ gain (contrast stretches), and the ``asinh`` keeps a bright hull from saturating
 
 A *zoom* ``s`` feeds the network the centre ``input_size / s`` px of the chip resampled (bicubic,
 pixel-area aligned) to ``input_size``: a vessel of 1-2 px then covers more of the network's first
-cells. :func:`models.inference.predict_keypoints` uses it for the chips listed in ``zoom_scales``.
+cells. :func:`models.inference.predict_keypoints` runs the zooms listed in ``zoom_scales`` for the
+less confident chips.
 """
 
 from __future__ import annotations
@@ -42,7 +43,8 @@ class PreprocessConfig:
         Input planes, in order. When ``fallback_band`` is missing from a chip (an RGB PNG), it is
         replaced by the mean of the visible bands, as training did for a fraction of chips.
     input_size : int
-        Edge of the centre crop fed to the network, pixels of the 10 m grid (no resampling).
+        Edge of the centre crop fed to the network, pixels of the 10 m grid (resampled only for the
+        passes at ``zoom_scales``).
     normalization : str
         ``"robust_asinh"``: per chip and band ``asinh((x - median) / (1.4826 MAD + eps))``.
     eps : float
@@ -114,9 +116,17 @@ class PreprocessConfig:
             raise ValueError(f"wake_probability_threshold: expected a number in 0..1, got {threshold!r}")
         if not self.bands or not all(isinstance(b, str) for b in self.bands):
             raise ValueError(f"bands: expected a non-empty list of band names, got {self.bands!r}")
+        if not isinstance(self.zoom_scales, (tuple, list)):
+            raise ValueError(f"zoom_scales: expected a list of zooms, got {self.zoom_scales!r}")
+        object.__setattr__(self, "zoom_scales", tuple(self.zoom_scales))
         for zoom in self.zoom_scales:
             if not isinstance(zoom, numbers.Real) or isinstance(zoom, bool) or not 1.0 < zoom <= 4.0:
                 raise ValueError(f"zoom_scales: expected zooms above 1 and at most 4, got {list(self.zoom_scales)!r}")
+            if zoom_crop_px(self.input_size, zoom) >= self.input_size:
+                raise ValueError(f"zoom_scales: zoom {zoom:g} crops {zoom_crop_px(self.input_size, zoom)} px of a "
+                                 f"{self.input_size} px input, no zoom at all")
+        if len(set(self.zoom_scales)) != len(self.zoom_scales):
+            raise ValueError(f"zoom_scales: each zoom once, got {list(self.zoom_scales)!r}")
         gate = self.zoom_below_probability
         if not isinstance(gate, numbers.Real) or isinstance(gate, bool) or not 0.0 <= gate <= 1.0:
             raise ValueError(f"zoom_below_probability: expected a number in 0..1, got {gate!r}")

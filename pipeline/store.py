@@ -336,6 +336,16 @@ class Store:
         with self._turns, self.engine.connect() as connection:
             yield connection
 
+    def _rows(self, query: sa.Select) -> Iterator[sa.RowMapping]:
+        """Rows of ``query`` streamed; on a shared connection fetched first, so that no turn is held between yields."""
+        if isinstance(self._turns, nullcontext):
+            with self.connection() as connection:
+                yield from connection.execute(query).mappings()
+        else:
+            with self.connection() as connection:
+                rows = connection.execute(query).mappings().all()
+            yield from rows
+
     @contextmanager
     def transaction(self) -> Iterator[sa.Connection]:
         """A connection in a transaction committed on success, rolled back on error; turns as :meth:`connection`."""
@@ -536,9 +546,8 @@ class Store:
         """
         query = sa.select(detections).order_by(detections.c.detection_id)
         query = _filtered(query, detections, scene_id=scene_id, bbox=bbox, start=start, end=end)
-        with self.connection() as connection:
-            for row in connection.execute(query).mappings():
-                yield DetectionRecord.from_row(row)
+        for row in self._rows(query):
+            yield DetectionRecord.from_row(row)
 
     def detection(self, detection_id: str) -> DetectionRecord | None:
         """The detection with this id, or ``None``."""
@@ -575,9 +584,8 @@ class Store:
         query = _filtered(query, alerts_table, scene_id=scene_id, bbox=bbox, start=start, end=end)
         if severities is not None:
             query = query.where(alerts_table.c.severity.in_(list(severities)))
-        with self.connection() as connection:
-            for row in connection.execute(query).mappings():
-                yield AlertRecord.from_row(row)
+        for row in self._rows(query):
+            yield AlertRecord.from_row(row)
 
     def alert(self, alert_id: str) -> AlertRecord | None:
         """The alert with this id, or ``None``."""

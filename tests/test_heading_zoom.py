@@ -42,31 +42,35 @@ def test_zoomed_input_magnifies_the_centre_about_the_crop():
 class _BrightestPixelNet:
     """Stands in for a network: the hull is the input's brightest pixel, the wake end 10 input px below.
 
-    Each call is more confident than the one before, so that the zoom passes (called after the
-    first) win wherever they run.
+    The wake logit of call ``k`` (0: zoom 1, then one call per zoom) is ``logits[k]``: a scalar, or
+    one per chip for the first call.
     """
 
-    def __init__(self):
+    def __init__(self, logits):
+        self.logits = logits
         self.calls = 0
 
     def __call__(self, inputs: np.ndarray) -> dict[str, np.ndarray]:
-        self.calls += 1
         n, _, size, _ = inputs.shape
         flat = np.argmax(inputs[:, 0].reshape(n, -1), axis=1)
         row, col = np.divmod(flat, size)
         hull = np.stack([col + 0.5, row + 0.5], axis=-1) / (size / 2) - 1
         keypoints = np.repeat(hull[:, None], 4, axis=1)
         keypoints[:, 1, 1] += 10 / (size / 2)
-        logits = np.full((n, 4), float(self.calls))
+        logits = np.broadcast_to(np.asarray(self.logits[self.calls], dtype=np.float64)[..., None], (n, 4))
+        self.calls += 1
         return {"keypoints": keypoints.astype(np.float32), "visibility_logits": logits.astype(np.float32),
                 "log_kappa": np.full((n,), 6.0, np.float32)}
 
 
-def _fake_model(config: PreprocessConfig) -> HeadingModel:
+def _fake_model(config: PreprocessConfig, logits=(1.0, 2.0, 3.0)) -> HeadingModel:
     model = HeadingModel(network=None, config=config, weights_path=None)
-    net = _BrightestPixelNet()
-    model.run = net  # instance attribute shadows the method
+    model.run = _BrightestPixelNet(logits)  # instance attribute shadows the method
     return model
+
+
+def _sigmoid(x: float) -> float:
+    return 1.0 / (1.0 + np.exp(-x))
 
 
 def test_a_zoomed_answer_comes_back_in_chip_pixels():
@@ -76,18 +80,32 @@ def test_a_zoomed_answer_comes_back_in_chip_pixels():
         chip[i, :, r, c] = 0.5
     one = predict_keypoints(_fake_model(PreprocessConfig(wake_probability_threshold=0.0)), chip, BANDS, tta=False)
     config = PreprocessConfig(wake_probability_threshold=0.0, zoom_scales=(1.25, 1.5), zoom_below_probability=1.0)
-    model = _fake_model(config)
+    model = _fake_model(config, logits=(1.0, 3.0, 2.0))  # zoom 1.25 the most confident, not the last
     zoomed = predict_keypoints(model, chip, BANDS, tta=False)
-    assert model.run.calls == 3  # zoom 1, then both zooms; the last (1.5) is the most confident
+    assert model.run.calls == 3
     truth = np.array([[c + 0.5, r + 0.5] for r, c in spots])
     assert np.abs(one.keypoints_px[:, 0] - truth).max() < 1e-6
     assert np.abs(zoomed.keypoints_px[:, 0] - truth).max() < 0.5  # bicubic peak within half a chip pixel
-    # The wake end sits 10 input px below: 10 chip px at zoom 1, 10 * 43 / 64 at zoom 1.5; heading 0° (up) both.
-    assert np.allclose(zoomed.keypoints_px[:, 1, 1] - zoomed.keypoints_px[:, 0, 1], 10 * 43 / 64, atol=1e-6)
+    # The wake end sits 10 input px below: 10 chip px at zoom 1, 10 * 51 / 64 at zoom 1.25; heading 0° (up) both.
+    assert np.allclose(zoomed.keypoints_px[:, 1, 1] - zoomed.keypoints_px[:, 0, 1], 10 * 51 / 64, atol=1e-6)
     assert np.allclose(np.mod(zoomed.heading_grid_deg + 180, 360) - 180, 0.0, atol=1e-6)
-    # The wake probability is the mean logit of the three looks (1, 2, 3), not the most confident one's.
-    assert np.allclose(zoomed.visibility[:, 1], 1 / (1 + np.exp(-2.0)))
-    assert np.allclose(zoomed.visibility[:, 0], 1 / (1 + np.exp(-3.0)))
+    # The wake probability is the mean logit of the three looks (1, 3, 2); the others the chosen pass's.
+    assert np.allclose(zoomed.visibility[:, 1], _sigmoid(2.0))
+    assert np.allclose(zoomed.visibility[:, 0], _sigmoid(3.0))
+
+
+def test_only_the_less_confident_chips_rerun_and_the_others_keep_their_answer():
+    chip = np.full((4, 4, 100, 100), 0.05, dtype=np.float32)
+    chip[:, :, 52, 47] = 0.5
+    first = np.array([5.0, 1.0, 5.0, 0.5])  # chips 0 and 2 above the gate (p 0.993 > 0.9)
+    config = PreprocessConfig(wake_probability_threshold=0.0, zoom_scales=(1.5,), zoom_below_probability=0.9)
+    model = _fake_model(config, logits=(first, 0.8))  # the zoom beats chip 3's first look, not chip 1's
+    pred = predict_keypoints(model, chip, BANDS, tta=False)
+    assert model.run.calls == 2
+    offset_y = pred.keypoints_px[:, 1, 1] - pred.keypoints_px[:, 0, 1]
+    assert np.allclose(offset_y, [10, 10, 10, 10 * 43 / 64], atol=1e-6)  # only chip 3 answered by the zoom
+    expected = [_sigmoid(5.0), _sigmoid(0.9), _sigmoid(5.0), _sigmoid(0.65)]  # rerun chips: mean of their two logits
+    assert np.allclose(pred.visibility[:, 1], expected)
 
 
 def test_confident_chips_skip_the_zoom_passes():
@@ -102,7 +120,15 @@ def test_confident_chips_skip_the_zoom_passes():
     assert model.run.calls == 2
 
 
-@pytest.mark.parametrize("bad", [(1.0,), (0.5,), (5.0,), (True,)])
+def test_a_chip_smaller_than_the_zoom_crop_maps_back_through_the_padding():
+    chip = np.full((1, 4, 40, 40), 0.05, dtype=np.float32)
+    chip[0, :, 18, 23] = 0.5
+    config = PreprocessConfig(wake_probability_threshold=0.0, zoom_scales=(1.25,), zoom_below_probability=1.0)
+    pred = predict_keypoints(_fake_model(config, logits=(0.0, 1.0)), chip, BANDS, tta=False)
+    assert np.abs(pred.keypoints_px[0, 0] - [23.5, 18.5]).max() < 0.5
+
+
+@pytest.mark.parametrize("bad", [(1.0,), (0.5,), (5.0,), (True,), (1.005,), (1.5, 1.5), 1.5])
 def test_impossible_zooms_are_refused(bad):
     with pytest.raises(ValueError, match="zoom_scales"):
         PreprocessConfig(zoom_scales=bad)
@@ -116,6 +142,7 @@ def test_zoom_scales_survive_the_json_round_trip(tmp_path):
     again = PreprocessConfig.from_json(tmp_path / "w.json")
     assert again.zoom_scales == (1.25, 1.5) and again.zoom_below_probability == 0.999
     assert PreprocessConfig.from_dict({}).zoom_scales == ()  # older JSONs: one pass
+    assert PreprocessConfig(zoom_scales=[1.5]).zoom_scales == (1.5,)
 
 
 def test_zoom_option_parses_and_names_bad_items():

@@ -322,7 +322,7 @@ def register(app: typer.Typer) -> None:
         tta_above: float = typer.Option(3.0, "--tta-above-sigma", min=0.0, help="Written as tta_above_sigma_deg: chips with "
                                         "a wider sigma (degrees) also run the 8 dihedral symmetries (360: none do)."),
         zoom: Optional[str] = typer.Option(None, "--zoom-scales",
-                                           help="Written as zoom_scales and calibrated with: comma-separated zooms "
+                                           help="Written as zoom_scales and calibrated with (with --shipwakes the threshold is kept): comma-separated zooms "
                                            "(> 1, at most 4) that the less confident chips also run at, e.g. 1.25,1.5 "
                                            "(multi-scale inference, docs/heading.md); '' for one pass. Default: as the JSON has it."),
         zoom_below: Optional[float] = typer.Option(None, "--zoom-below", min=0.0, max=1.0,
@@ -427,7 +427,8 @@ def calibrate_weights(weights_path: Path, count: int = 4096, tta_above_sigma_deg
     the 8 dihedral symmetries by default. On the calibration set of the shipped weights 3° selects
     13% of the chips and gives the whole gain of TTA on every chip (94.6% within 10° against 94.3%).
     ``zoom_scales`` and ``zoom_below_probability`` (``None``: as the JSON has them) are written too
-    and calibrated with: the fitted threshold and factors are those of the multi-scale answers.
+    and calibrated with: the fitted threshold and factors are those of the multi-scale answers (with
+    ``shipwakes`` only the factors: the threshold is kept, so change zooms on synthetic chips first).
     """
     from models.calibrate import CALIBRATION_SEED, calibrate, calibrate_on_chips
     from models.inference import config_path_for, file_sha256, load_heading_model
@@ -438,6 +439,10 @@ def calibrate_weights(weights_path: Path, count: int = 4096, tta_above_sigma_deg
     zoom_scales = model.config.zoom_scales if zoom_scales is None else tuple(zoom_scales)
     if zoom_below_probability is None:
         zoom_below_probability = model.config.zoom_below_probability
+    if shipwakes is not None and (zoom_scales, zoom_below_probability) != (model.config.zoom_scales,
+                                                                            model.config.zoom_below_probability):
+        logger.warning("%s: the zooms change but the wake threshold is kept on ShipWakes chips (all have a wake); "
+                       "refit it with a synthetic calibration (no --shipwakes) after changing zooms", weights_path)
     model.config = model.config.replace(zoom_scales=zoom_scales, zoom_below_probability=zoom_below_probability)
     if shipwakes is None:
         fitted = calibrate(model, count=count)
