@@ -13,9 +13,9 @@ whose sigma exceeds ``tta_above_sigma_deg`` (also stored with the weights), or f
 ``tta=True``/``False``. Multi-scale inference: a chip whose wake probability is below
 ``zoom_below_probability`` also runs zoomed in (``zoom_scales``, see :mod:`models.preprocess`): the
 pass with the highest wake probability gives its keypoints and heading, and its wake probability is
-the mean logit of the passes; it helps small vessels whose hull and wake span a few pixels. A chip whose wake is not found (wake probability below the fitted
-threshold) gets NaN heading and ``ambiguous=True``: without a wake the bow/stern direction is a
-coin toss.
+the mean logit of the passes; it helps small vessels whose hull and wake span a few pixels. A chip
+whose wake is not found (wake probability below the fitted threshold) gets NaN heading and
+``ambiguous=True``: without a wake the bow/stern direction is a coin toss.
 """
 
 from __future__ import annotations
@@ -274,8 +274,7 @@ def predict_keypoints(
     Chips larger than the model input are centre-cropped (the detection sits at the centre);
     smaller ones are reflect-padded. Chips below the weights' ``zoom_below_probability`` also run at
     their ``zoom_scales`` (the most confident pass answers; the wake probability is the passes'
-    mean logit). Keypoints come back in the input chip's
-    pixel coordinates.
+    mean logit). Keypoints come back in the input chip's pixel coordinates.
 
     Parameters
     ----------
