@@ -183,7 +183,7 @@ def _outputs_to_prediction(raw: dict[str, np.ndarray], config: PreprocessConfig,
     size = config.input_size
     keypoints = (raw["keypoints"].astype(np.float64) + 1.0) * (size / 2.0)  # input pixels
     keypoints = keypoints * ((crop_px or size) / size) + np.array(offset, dtype=np.float64)  # chip pixels
-    visibility = 1.0 / (1.0 + np.exp(-raw["visibility_logits"].astype(np.float64)))
+    visibility = _sigmoid(raw["visibility_logits"].astype(np.float64))
     d = keypoints[:, 0] - keypoints[:, 1]
     heading = np.mod(np.degrees(np.arctan2(d[:, 0], -d[:, 1])), 360.0)
     sigma = np.degrees(np.exp(-0.5 * raw["log_kappa"].astype(np.float64)))
@@ -244,8 +244,12 @@ def _best_zoom(
         inputs[chips] = zoomed[better]
         for key, value in out.items():
             pred[key][chips] = value[better]
-    pred["visibility"][rerun, 1] = 1.0 / (1.0 + np.exp(-logit_sum / (1 + len(config.zoom_scales))))
+    pred["visibility"][rerun, 1] = _sigmoid(logit_sum / (1 + len(config.zoom_scales)))
     return inputs, pred
+
+
+def _sigmoid(logit: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-logit))
 
 
 def _logit(probability: np.ndarray) -> np.ndarray:

@@ -122,9 +122,10 @@ class PreprocessConfig:
         for zoom in self.zoom_scales:
             if not isinstance(zoom, numbers.Real) or isinstance(zoom, bool) or not 1.0 < zoom <= 4.0:
                 raise ValueError(f"zoom_scales: expected zooms above 1 and at most 4, got {list(self.zoom_scales)!r}")
-            if zoom_crop_px(self.input_size, zoom) >= self.input_size:
-                raise ValueError(f"zoom_scales: zoom {zoom:g} crops {zoom_crop_px(self.input_size, zoom)} px of a "
-                                 f"{self.input_size} px input, no zoom at all")
+            crop = zoom_crop_px(self.input_size, zoom)
+            if crop >= self.input_size:
+                raise ValueError(f"zoom_scales: zoom {zoom:g} crops {crop} px of a {self.input_size} px input, "
+                                 "no zoom at all")
         if len(set(self.zoom_scales)) != len(self.zoom_scales):
             raise ValueError(f"zoom_scales: each zoom once, got {list(self.zoom_scales)!r}")
         gate = self.zoom_below_probability
