@@ -141,7 +141,7 @@ def load_heading_model(
     try:
         config = PreprocessConfig.from_json(json_path)
         network = create_model(config.architecture, len(config.bands), config.input_size, config.output_stride,
-                               config.fine_channels, config.head)
+                               config.fine_channels, config.head, config.detail_channels)
     except (ValueError, TypeError, KeyError, AttributeError, RuntimeError) as exc:
         raise ProductError(json_path, f"not a usable preprocessing config: {exc}") from exc
     try:

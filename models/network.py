@@ -36,7 +36,7 @@ NUM_KEYPOINTS = 4
 HEADS = ("grid", "centre")
 
 
-def check_head(head: str, fine_channels: int, input_size: int, output_stride: int = 32) -> None:
+def check_head(head: str, fine_channels: int, input_size: int, output_stride: int = 32, detail_channels: int = 0) -> None:
     """Raise ``ValueError`` naming the setting when the network cannot be built with these settings."""
     if output_stride not in (8, 16, 32):
         raise ValueError(f"output_stride: expected 8, 16 or 32, got {output_stride}")
@@ -48,15 +48,20 @@ def check_head(head: str, fine_channels: int, input_size: int, output_stride: in
         raise ValueError("fine_channels: the centre head reads the stride-8 features, expected > 0, got 0")
     if head == "centre" and input_size % 8:
         raise ValueError(f"input_size: the centre head's cells are 8 px, expected a multiple of 8, got {input_size}")
+    if detail_channels < 0:
+        raise ValueError(f"detail_channels: expected >= 0, got {detail_channels}")
+    if detail_channels and head != "centre":
+        raise ValueError(f"detail_channels: the stride-4 branch feeds the centre head, got head={head!r}")
 
 
 class WakeKeypointNet(nn.Module):
     """EfficientNet backbone + spatial keypoint head (see module docstring for the outputs)."""
 
     def __init__(self, architecture: str = "efficientnet_b0", in_chans: int = 4, input_size: int = 64,
-                 drop_rate: float = 0.1, output_stride: int = 32, fine_channels: int = 0, head: str = "grid") -> None:
+                 drop_rate: float = 0.1, output_stride: int = 32, fine_channels: int = 0, head: str = "grid",
+                 detail_channels: int = 0) -> None:
         super().__init__()
-        check_head(head, fine_channels, input_size, output_stride)
+        check_head(head, fine_channels, input_size, output_stride, detail_channels)
         # output_stride < 32 dilates the last stages instead of striding them: the same weights see
         # a finer grid (4 x 4 instead of 2 x 2 cells for a 64 px crop at 16).
         self.backbone = timm.create_model(
@@ -101,18 +106,29 @@ class WakeKeypointNet(nn.Module):
             centres = (torch.arange(self.fine_size, dtype=torch.float32) + 0.5) * (2.0 / self.fine_size) - 1.0
             gy, gx = torch.meshgrid(centres, centres, indexing="ij")
             self.register_buffer("cell_xy", torch.stack([gx.flatten(), gy.flatten()], dim=-1), persistent=False)
+        self.detail_channels = detail_channels
+        self.detail_index: int | None = None  # position in backbone.feature_info of the stride-4 features
+        if detail_channels:
+            self.detail_index = next(i for i, info in enumerate(self.backbone.feature_info) if info["reduction"] == 4)
+            in_chs = self.backbone.feature_info[self.detail_index]["num_chs"]
+            self.detail_reduce = nn.Sequential(nn.Conv2d(in_chs, detail_channels, 1), nn.BatchNorm2d(detail_channels), nn.SiLU())
+            self.detail_fuse = nn.Conv2d(4 * detail_channels, 128, 3, padding=1, bias=False)
+            nn.init.zeros_(self.detail_fuse.weight)
 
-    def _features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Backbone features (stride ``output_stride``) and, with the lateral branch, those of stride 8."""
+    def _features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+        """Backbone features (stride ``output_stride``) and, with the lateral branches, those of stride 8 and 4."""
         if self.fine_index is None:
-            return self.backbone(x), None
-        final, (fine,) = self.backbone.forward_intermediates(x, indices=[self.fine_index])
-        return self.backbone.forward_head(final), fine
+            return self.backbone(x), None, None
+        if self.detail_index is None:
+            final, (fine,) = self.backbone.forward_intermediates(x, indices=[self.fine_index])
+            return self.backbone.forward_head(final), fine, None
+        final, (detail, fine) = self.backbone.forward_intermediates(x, indices=[self.detail_index, self.fine_index])
+        return self.backbone.forward_head(final), fine, detail
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        coarse, fine = self._features(x)
+        coarse, fine, detail = self._features(x)
         if self.head_kind == "centre":
-            return self._centre_outputs(coarse, fine)
+            return self._centre_outputs(coarse, fine, detail)
         hidden = self.head[1](self.head[0](self.reduce(coarse)))
         if fine is not None:
             hidden = hidden + self.fine_head(torch.flatten(self.fine_reduce(fine), 1))
@@ -127,12 +143,16 @@ class WakeKeypointNet(nn.Module):
             "log_kappa": out[:, -1].clamp(-4.0, 12.0),
         }
 
-    def _centre_outputs(self, coarse: torch.Tensor, fine: torch.Tensor) -> dict[str, torch.Tensor]:
+    def _centre_outputs(self, coarse: torch.Tensor, fine: torch.Tensor, detail: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """Centre head: a soft arg-max over the stride-8 cells finds the hull; the other outputs are read
         from per-cell maps under the same weights, so a shifted vessel shifts the answer with it."""
         size = self.fine_size
         context = F.interpolate(self.reduce(coarse), size=(size, size), mode="bilinear", align_corners=False)
-        maps = self.centre_out(self.centre_fuse(torch.cat([context, self.fine_reduce(fine)], dim=1)))
+        cells = self.centre_fuse(torch.cat([context, self.fine_reduce(fine)], dim=1))
+        if detail is not None:
+            # Each 8 px cell gets its 2 x 2 stride-4 features side by side (space to depth).
+            cells = cells + self.detail_fuse(F.pixel_unshuffle(self.detail_reduce(detail), 2))
+        maps = self.centre_out(cells)
         maps = maps.flatten(2)  # (N, channels, cells)
         weight = torch.softmax(maps[:, 0], dim=-1)  # (N, cells)
         hull = self.cell_xy + maps[:, 1:3].transpose(1, 2) / size  # (N, cells, 2); a cell is 2 / size wide
@@ -151,11 +171,11 @@ class WakeKeypointNet(nn.Module):
 
 def create_model(
     architecture: str = "efficientnet_b0", in_chans: int = 4, input_size: int = 64, output_stride: int = 32,
-    fine_channels: int = 0, head: str = "grid",
+    fine_channels: int = 0, head: str = "grid", detail_channels: int = 0,
 ) -> WakeKeypointNet:
     """Build the network (random initialisation; load a state_dict for trained weights)."""
     return WakeKeypointNet(architecture, in_chans=in_chans, input_size=input_size, output_stride=output_stride,
-                           fine_channels=fine_channels, head=head)
+                           fine_channels=fine_channels, head=head, detail_channels=detail_channels)
 
 
 def adapt_state_dict(state: dict[str, torch.Tensor], model: WakeKeypointNet) -> dict[str, torch.Tensor]:
@@ -165,8 +185,8 @@ def adapt_state_dict(state: dict[str, torch.Tensor], model: WakeKeypointNet) -> 
     flattened ``(channels, g, g)`` grid: each coarse cell's weights are shared equally among the finer
     cells it covers, so on features that are constant within a coarse cell the adapted model
     answers exactly like the original (a warm start for fine-tuning). A lateral stride-8 branch
-    (``fine_channels``) the weights lack starts as built, its last layer zero: the model answers
-    exactly like the weights without it.
+    (``fine_channels``) or stride-4 detail branch (``detail_channels``) the weights lack starts as
+    built, its last layer zero: the model answers exactly like the weights without it.
 
     Raises
     ------

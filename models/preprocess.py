@@ -74,6 +74,8 @@ class PreprocessConfig:
     head : str
         ``"grid"``: the flattened cells feed a dense layer; ``"centre"``: a soft arg-max over the
         stride-8 cells finds the hull and the other outputs are read where it is.
+    detail_channels : int
+        Width of the centre head's branch on the backbone's stride-4 features (0: none).
     zoom_scales : tuple of float
         Extra passes at these zooms (each > 1: the centre ``input_size / zoom`` px resampled to
         ``input_size``) for the chips whose wake probability at zoom 1 is below
@@ -101,6 +103,7 @@ class PreprocessConfig:
     output_stride: int = 32
     fine_channels: int = 0
     head: str = "grid"
+    detail_channels: int = 0
     zoom_scales: tuple[float, ...] = ()
     zoom_below_probability: float = 1.0
     extra: dict = field(default_factory=dict)

@@ -24,7 +24,7 @@ __all__ = ["average_state_dicts", "average_weights"]
 
 #: Preprocessing fields that must agree for weights to be averaged (the network and what it reads).
 _MUST_MATCH = ("architecture", "bands", "fallback_band", "input_size", "normalization", "eps", "keypoint_names", "output_stride",
-               "fine_channels", "head")
+               "fine_channels", "head", "detail_channels")
 
 
 def average_state_dicts(states: Sequence[Mapping[str, torch.Tensor]]) -> dict[str, torch.Tensor]:

@@ -37,7 +37,7 @@ logger = logging.getLogger(__name__)
 VALIDATION_SEED_OFFSET = 1_000_003
 
 #: Preprocessing fields that fix the network's shape: a run resumes only with the same values.
-NETWORK_FIELDS = ("architecture", "bands", "input_size", "output_stride", "fine_channels", "head")
+NETWORK_FIELDS = ("architecture", "bands", "input_size", "output_stride", "fine_channels", "head", "detail_channels")
 
 
 class CheckpointMismatch(ValueError):
@@ -257,7 +257,7 @@ def train(config: TrainConfig, *, resume: bool = True) -> list[dict]:
     run_dir.mkdir(parents=True, exist_ok=True)
     pre = config.preprocess
     model = create_model(pre.architecture, len(pre.bands), pre.input_size, pre.output_stride, pre.fine_channels,
-                         pre.head).to(device)
+                         pre.head, pre.detail_channels).to(device)
     model = model.to(memory_format=torch.channels_last)
     last = run_dir / "last.pt"
     resuming = resume and last.exists()

@@ -66,7 +66,8 @@ def test_the_weights_json_decides_the_output_stride_and_a_mismatch_is_named(tmp_
         load_heading_model(weights, fast=False, threads=1)
 
 
-def test_a_centre_head_is_read_from_the_json_and_its_onnx_export_matches_eager(tmp_path):
+@pytest.mark.parametrize("detail_channels", [0, 4])
+def test_a_centre_head_is_read_from_the_json_and_its_onnx_export_matches_eager(tmp_path, detail_channels):
     import torch
 
     from models.export import TOLERANCE, check_batch, enable_fast_path, max_output_difference
@@ -74,23 +75,29 @@ def test_a_centre_head_is_read_from_the_json_and_its_onnx_export_matches_eager(t
     from models.preprocess import PreprocessConfig
     from vesselwatch.errors import ProductError
 
-    config = PreprocessConfig(input_size=32, output_stride=16, fine_channels=8, head="centre")
+    config = PreprocessConfig(input_size=32, output_stride=16, fine_channels=8, head="centre", detail_channels=detail_channels)
     weights = tmp_path / "centre.pt"
     torch.manual_seed(3)
-    network = create_model(config.architecture, len(config.bands), 32, 16, 8, "centre")
+    network = create_model(config.architecture, len(config.bands), 32, 16, 8, "centre", detail_channels)
     torch.nn.init.normal_(network.centre_out.weight, std=0.5)  # a peaked, non-trivial soft arg-max
+    if detail_channels:  # the stride-4 branch (space to depth) must export too, not just its zero start
+        torch.nn.init.normal_(network.detail_fuse.weight, std=0.5)
     torch.save(network.state_dict(), weights)
     config.to_json(config_path_for(weights))
     model = load_heading_model(weights, fast=False, threads=1)
     enable_fast_path(model, threads=1, cache_dir=tmp_path)  # raises unless ONNX matches eager
     assert model.backend == "onnxruntime" and model.network.head_kind == "centre"
+    assert model.network.detail_channels == detail_channels
     inputs = check_batch(model, count=4, seed=5)
     fast = model.run(inputs)
     model.session = None
     diff = max_output_difference(model.run(inputs), fast)
     assert all(diff[name] <= TOLERANCE[name] for name in diff), diff
     assert predict_keypoints(model, draw_chips(1, 2, size=32)["data"], BAND_NAMES).keypoints_px.shape == (2, 4, 2)
-    config.replace(head="grid").to_json(config_path_for(weights))
+    config.replace(head="grid", detail_channels=0).to_json(config_path_for(weights))
+    with pytest.raises(ProductError, match="centre.pt.*do not fit"):
+        load_heading_model(weights, fast=False, threads=1)
+    config.replace(detail_channels=4 - detail_channels).to_json(config_path_for(weights))
     with pytest.raises(ProductError, match="centre.pt.*do not fit"):
         load_heading_model(weights, fast=False, threads=1)
 

@@ -170,3 +170,32 @@ def test_the_centre_head_starts_from_a_grid_model_s_backbone_and_names_bad_setti
         create_model(head="centre")
     with pytest.raises(ValueError, match="head"):
         create_model(fine_channels=8, head="heatmap")
+
+
+def test_a_stride_4_detail_branch_starts_silent_then_changes_the_answer_and_names_bad_settings():
+    torch.manual_seed(0)
+    centre = create_model(in_chans=4, input_size=32, output_stride=16, fine_channels=8, head="centre").eval()
+    detail = create_model(in_chans=4, input_size=32, output_stride=16, fine_channels=8, head="centre",
+                          detail_channels=4).eval()
+    state = adapt_state_dict(centre.state_dict(), detail)
+    detail.load_state_dict(state)  # strict: the branch the weights lack is filled in as built
+    assert torch.count_nonzero(detail.detail_fuse.weight) == 0
+    x = torch.randn(3, 4, 32, 32)
+    with torch.inference_mode():
+        before, after = centre(x), detail(x)
+    for key in before:
+        torch.testing.assert_close(after[key], before[key], rtol=0, atol=0)
+    # The branch is wired in: once its last layer is not zero, the answer moves.
+    with torch.no_grad():
+        detail.detail_fuse.weight.normal_(std=0.1)
+    with torch.inference_mode():
+        moved = detail(x)
+    assert not torch.allclose(moved["keypoints"], before["keypoints"])
+    # Trained weights with the branch load into a model with it and carry it over.
+    again = create_model(in_chans=4, input_size=32, output_stride=16, fine_channels=8, head="centre", detail_channels=4)
+    again.load_state_dict(adapt_state_dict(detail.state_dict(), again))
+    assert torch.equal(again.detail_fuse.weight, detail.detail_fuse.weight)
+    with pytest.raises(ValueError, match="detail_channels.*centre"):
+        create_model(fine_channels=8, detail_channels=4)
+    with pytest.raises(ValueError, match="detail_channels"):
+        create_model(fine_channels=8, head="centre", detail_channels=-1)

@@ -90,7 +90,8 @@ def test_faint_range_overrides_parse_or_say_what_is_wrong():
 
 def test_train_heading_names_a_head_it_cannot_build_before_starting_a_run(tmp_path):
     for args in (["--head", "center"], ["--head", "centre"], ["--head", "centre", "--fine-channels", "8",
-                                                              "--input-size", "36"]):
+                                                              "--input-size", "36"],
+                 ["--detail-channels", "4", "--fine-channels", "8"]):
         run_dir = tmp_path / "run"
         result = CliRunner().invoke(app, ["train-heading", "--run-dir", str(run_dir), *args])
         assert result.exit_code == 2 and "--head" in result.output, args
@@ -103,9 +104,12 @@ def test_train_heading_takes_the_network_shape_from_the_init_weights_json(tmp_pa
     torch.manual_seed(0)
     torch.save(create_model(centre.architecture, len(centre.bands), centre.input_size, 16, 8, "centre").state_dict(), weights)
     centre.to_json(config_path_for(weights))
-    assert network_shape(weights) == {"input_size": 64, "output_stride": 16, "fine_channels": 8, "head": "centre"}
-    assert network_shape(weights, head="grid", fine_channels=0) == {"input_size": 64, "output_stride": 16, "fine_channels": 0, "head": "grid"}
-    assert network_shape(None) == network_shape(tmp_path / "bare.pt") == {"input_size": 64, "output_stride": 32, "fine_channels": 0, "head": "grid"}
+    assert network_shape(weights) == {"input_size": 64, "output_stride": 16, "fine_channels": 8, "head": "centre", "detail_channels": 0}
+    assert network_shape(weights, head="grid", fine_channels=0) == {"input_size": 64, "output_stride": 16, "fine_channels": 0, "head": "grid", "detail_channels": 0}
+    detail = tmp_path / "detail.pt"
+    centre.replace(detail_channels=4).to_json(config_path_for(detail))
+    assert network_shape(detail)["detail_channels"] == 4 and network_shape(detail, detail_channels=0)["detail_channels"] == 0
+    assert network_shape(None) == network_shape(tmp_path / "bare.pt") == {"input_size": 64, "output_stride": 32, "fine_channels": 0, "head": "grid", "detail_channels": 0}
     broken = tmp_path / "broken.pt"
     config_path_for(broken).write_text("{not json")
     with pytest.raises(InputError, match="broken.pt: cannot read broken.json"):
@@ -121,10 +125,10 @@ def test_train_heading_takes_the_network_shape_from_the_init_weights_json(tmp_pa
     assert "centre_out.weight" in state and not any(k.startswith("head.") for k in state)
 
     # Resuming takes the shape from the run's own checkpoint: no flags, no --init-weights needed.
-    assert network_shape(None, checkpoint=run_dir / "last.pt") == {"input_size": 64, "output_stride": 16, "fine_channels": 8, "head": "centre"}
+    assert network_shape(None, checkpoint=run_dir / "last.pt") == {"input_size": 64, "output_stride": 16, "fine_channels": 8, "head": "centre", "detail_channels": 0}
     small = tmp_path / "small_last.pt"
     torch.save({"config": {"preprocess": asdict(PreprocessConfig(input_size=32, output_stride=16))}}, small)
-    assert network_shape(weights, checkpoint=small) == {"input_size": 32, "output_stride": 16, "fine_channels": 0, "head": "grid"}
+    assert network_shape(weights, checkpoint=small) == {"input_size": 32, "output_stride": 16, "fine_channels": 0, "head": "grid", "detail_channels": 0}
     result = CliRunner().invoke(app, ["train-heading", "--run-dir", str(run_dir), "--epochs", "2", "--steps-per-epoch", "1",
                                       "--batch-size", "2", "--val-count", "4", "--lr", "1e-4"])
     assert result.exit_code == 0, result.output

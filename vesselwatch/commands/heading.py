@@ -53,8 +53,10 @@ def read_chip(path: Path):
 def network_shape(
     init_weights: Optional[Path], *, output_stride: Optional[int] = None, fine_channels: Optional[int] = None,
     head: Optional[str] = None, checkpoint: Optional[Path] = None, input_size: Optional[int] = None,
+    detail_channels: Optional[int] = None,
 ) -> dict:
-    """The network shape ``train-heading`` builds: ``input_size``, ``output_stride``, ``fine_channels`` and ``head``.
+    """The network shape ``train-heading`` builds: ``input_size``, ``output_stride``, ``fine_channels``, ``head``
+    and ``detail_channels``.
 
     Settings given win; the others come from the run's own ``checkpoint`` when it is resumed (so
     resuming needs no flags), else from the JSON saved beside ``init_weights`` when there is one (so
@@ -81,7 +83,8 @@ def network_shape(
             source = PreprocessConfig.from_json(path)
         except (OSError, ValueError, TypeError, KeyError) as error:
             raise InputError(f"--init-weights {init_weights}: cannot read {path.name}: {error}") from error
-    given = {"input_size": input_size, "output_stride": output_stride, "fine_channels": fine_channels, "head": head}
+    given = {"input_size": input_size, "output_stride": output_stride, "fine_channels": fine_channels, "head": head,
+             "detail_channels": detail_channels}
     return {key: getattr(source, key) if value is None else value for key, value in given.items()}
 
 
@@ -217,6 +220,10 @@ def register(app: typer.Typer) -> None:
         head: Optional[str] = typer.Option(None, "--head", help="Keypoint head: grid (dense layer over the flattened "
                                            "cells) or centre (soft arg-max over the stride-8 cells; needs "
                                            "--fine-channels). Default: the resumed run's, else the init weights', else grid."),
+        detail_channels: Optional[int] = typer.Option(None, "--detail-channels", min=0, help="Width of a centre-head "
+                                                      "branch on the stride-4 features, for 1-2 px hulls (0: none; init "
+                                                      "weights without it start it at zero). Default: the resumed run's, "
+                                                      "else the init weights', else 0."),
         threads: int = typer.Option(1, "--threads", min=0, help="CPU threads (1 is fastest on a busy 2-core box)."),
         max_minutes: Optional[float] = typer.Option(None, "--max-minutes", min=0.01, help="Stop (and checkpoint) after this long; resume later."),
         checkpoint_minutes: float = typer.Option(4.0, "--checkpoint-minutes", min=0.01),
@@ -249,15 +256,16 @@ def register(app: typer.Typer) -> None:
             raise typer.Exit(code=2) from error
         try:
             shape = network_shape(init_weights, input_size=input_size, output_stride=output_stride,
-                                  fine_channels=fine_channels, head=head,
+                                  fine_channels=fine_channels, head=head, detail_channels=detail_channels,
                                   checkpoint=run_dir / "last.pt" if resume else None)
         except InputError as error:
             typer.echo(f"vesselwatch train-heading: {error}", err=True)
             raise typer.Exit(code=2) from error
         try:
-            check_head(shape["head"], shape["fine_channels"], shape["input_size"], shape["output_stride"])
+            check_head(shape["head"], shape["fine_channels"], shape["input_size"], shape["output_stride"],
+                       shape["detail_channels"])
         except ValueError as error:
-            typer.echo(f"vesselwatch train-heading: network shape (--head {shape['head']}, --fine-channels, "
+            typer.echo(f"vesselwatch train-heading: network shape (--head {shape['head']}, --fine-channels, --detail-channels, "
                        f"--input-size, --output-stride): {error}", err=True)
             raise typer.Exit(code=2) from error
         config = TrainConfig(
