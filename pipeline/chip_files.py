@@ -14,7 +14,8 @@ Pictures (PNG, JPEG)
     full-range exports above 20000), judged on the valid pixels. Declared nodata and NaN pixels are
     filled with their band's median, unless they cover more than ``MAX_NODATA_SHARE`` of the centre.
     A CRS with a non-identity transform makes the chip georeferenced: it must then be north-up with
-    square ground pixels (:func:`pipeline.chips.chip_grid_problem`).
+    square ground pixels (:func:`pipeline.chips.chip_grid_problem`). Its ground pixel size is kept:
+    a chip far from the heading model's 10 m is answered, with a warning (:func:`pixel_size_warning`).
 """
 
 from __future__ import annotations
@@ -27,10 +28,11 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.chips import chip_grid_problem, grid_north_deg
+from pipeline.chips import chip_grid_problem, grid_north_deg, ground_pixel_m
 from vesselwatch.errors import InputError
 
-__all__ = ["ChipFile", "ChipFormatError", "MAX_NODATA_SHARE", "MIN_EDGE_PX", "centre_nodata_share", "read_chip_file"]
+__all__ = ["ChipFile", "ChipFormatError", "MAX_NODATA_SHARE", "MIN_EDGE_PX", "PIXEL_SIZE_TOLERANCE", "centre_nodata_share",
+           "pixel_size_warning", "read_chip_file"]
 
 PNG_MAGIC, JPEG_MAGIC = b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff"
 TIFF_MAGICS = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
@@ -44,6 +46,24 @@ _RGB = ["B04", "B03", "B02"]
 
 #: Largest share of nodata pixels in the centre of a chip that is filled and run; above it the chip is refused.
 MAX_NODATA_SHARE = 0.25
+#: Relative difference between a chip's ground pixel and the model's above which the answer carries a warning.
+PIXEL_SIZE_TOLERANCE = 0.25
+
+
+def pixel_size_warning(pixel_m: float | None, model_pixel_m: float, tolerance: float = PIXEL_SIZE_TOLERANCE) -> str | None:
+    """A sentence for a chip whose ground pixel (metres) is more than ``tolerance`` off the model's, else None.
+
+    The model learnt hulls, Kelvin arms and wake lengths at ``model_pixel_m``: at 20 m a vessel
+    looks half its size, so the answer is less trustworthy, not wrong by a known amount. Chips
+    without georeferencing (``pixel_m`` None) cannot be judged and get None.
+    """
+    if pixel_m is None or not np.isfinite(pixel_m):
+        return None
+    if abs(pixel_m - model_pixel_m) <= tolerance * model_pixel_m:
+        return None
+    return (f"pixels are {pixel_m:.1f} m on the ground; the heading model was trained on {model_pixel_m:g} m "
+            f"pixels, so treat this heading with care (resample the chip to {model_pixel_m:g} m, e.g. gdalwarp -tr "
+            f"{model_pixel_m:g} {model_pixel_m:g})")
 
 
 def centre_nodata_share(nodata: np.ndarray, size: int = 64) -> float:
@@ -77,6 +97,9 @@ class ChipFile:
         True bearing of the chip's grid up at its centre (0 without georeferencing).
     nodata_pixels : int
         Pixels that were nodata or NaN in any band, and filled.
+    pixel_m : float or None
+        Ground size of a pixel at the chip's centre, metres (mean of across and down); None
+        without georeferencing.
     """
 
     data: np.ndarray
@@ -86,6 +109,7 @@ class ChipFile:
     crs: Any = None
     grid_north_deg: float = 0.0
     nodata_pixels: int = 0
+    pixel_m: float | None = None
 
     @property
     def georeferenced(self) -> bool:
@@ -224,5 +248,6 @@ def read_chip_file(source: Path | bytes, *, max_edge_px: int | None = None) -> C
         raise InputError(problem)
     cx, cy = transform @ (width / 2.0, height / 2.0)
     chip.transform, chip.crs = transform, crs
+    chip.pixel_m = float(np.mean(ground_pixel_m(transform, crs, height, width)))
     chip.grid_north_deg = float(grid_north_deg(crs, np.array([cx]), np.array([cy]))[0])
     return chip

@@ -93,21 +93,38 @@ def chip_grid_problem(transform: Affine, crs: CRS | object, height: int, width: 
     if abs(b) > tolerance or abs(d) > tolerance or a <= 0.0 or e >= 0.0:
         return (f"transform is rotated or flipped (a={a:g}, b={b:g}, d={d:g}, e={e:g}); "
                 "warp the chip north-up first (e.g. gdalwarp)")
+    try:
+        across, down = ground_pixel_m(transform, crs, height, width)
+    except ValueError as error:
+        return str(error)
+    if max(across, down) / min(across, down) > MAX_PIXEL_ASPECT:
+        return (f"pixels are {across:.1f} m × {down:.1f} m on the ground, not square; reproject the chip "
+                "to a projected CRS with square pixels (e.g. UTM at 10 m)")
+    return None
+
+
+def ground_pixel_m(transform: Affine, crs: CRS | object, height: int, width: int) -> tuple[float, float]:
+    """Ground size of the chip's centre pixel, ``(across, down)`` metres (geodesic on WGS84).
+
+    Raises
+    ------
+    ValueError
+        When the CRS cannot be turned into longitude and latitude or the size is not a positive
+        number of metres; the message says which.
+    """
+    a, e = transform.a, transform.e
     col, row = width / 2.0, height / 2.0
     xs = np.array([a * col + transform.c, a * (col + 1) + transform.c, a * col + transform.c])
     ys = np.array([e * row + transform.f, e * row + transform.f, e * (row + 1) + transform.f])
     try:
         lon, lat = Transformer.from_crs(CRS.from_user_input(crs), "EPSG:4326", always_xy=True).transform(xs, ys)
     except (CRSError, ProjError) as error:
-        return f"CRS cannot be turned into longitude and latitude: {error}"
+        raise ValueError(f"CRS cannot be turned into longitude and latitude: {error}") from error
     _, _, sides = _GEOD.inv(np.full(2, lon[0]), np.full(2, lat[0]), lon[1:], lat[1:])
     across, down = float(sides[0]), float(sides[1])
     if not (np.isfinite(across) and np.isfinite(down)) or min(across, down) <= 0.0:
-        return "pixel size on the ground could not be computed from the transform and CRS"
-    if max(across, down) / min(across, down) > MAX_PIXEL_ASPECT:
-        return (f"pixels are {across:.1f} m × {down:.1f} m on the ground, not square; reproject the chip "
-                "to a projected CRS with square pixels (e.g. UTM at 10 m)")
-    return None
+        raise ValueError("pixel size on the ground could not be computed from the transform and CRS")
+    return across, down
 
 
 def grid_north_deg(crs: CRS | object, x: np.ndarray, y: np.ndarray) -> np.ndarray:

@@ -121,6 +121,18 @@ def test_heading_of_a_geotiff_is_a_true_bearing_with_georeferenced_keypoints(cli
     x, y = transform @ (hull["x"], hull["y"])
     lon, lat = Transformer.from_crs("EPSG:32631", "EPSG:4326", always_xy=True).transform(x, y)
     assert (hull["lon"], hull["lat"]) == (pytest.approx(lon, abs=1e-6), pytest.approx(lat, abs=1e-6))
+    assert body["pixel_m"] == pytest.approx(10.0, rel=0.01) and body["warnings"] == []
+
+    # The same chip said to have 30 m pixels is answered, with a warning naming the size.
+    buffer = io.BytesIO()
+    with rasterio.MemoryFile() as memory:
+        with memory.open(driver="GTiff", width=64, height=64, count=4, dtype="uint16", crs="EPSG:32631",
+                         transform=Affine(30, 0, 600000, 0, -30, 5800000)) as dataset:
+            dataset.write(data)
+        buffer.write(memory.read())
+    coarse = client.post("/heading", files={"file": ("chip.tif", buffer.getvalue(), "image/tiff")})
+    assert coarse.status_code == 200 and coarse.json()["pixel_m"] == pytest.approx(30.0, rel=0.01)
+    assert len(coarse.json()["warnings"]) == 1 and "30.0 m" in coarse.json()["warnings"][0]
 
 
 def test_heading_of_a_moored_vessel_says_its_wake_lies_on_land(client, model):

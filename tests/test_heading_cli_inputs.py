@@ -164,3 +164,20 @@ def test_sibling_commands_refuse_bad_values_up_front(tmp_path):
     assert (kept / "last.pt").exists()
     result = runner.invoke(app, base)  # resuming a corrupt checkpoint is named, not a traceback
     assert result.exit_code == 2 and "last.pt: cannot read the saved run settings" in result.output, result.output
+
+
+def test_a_chip_far_from_10_m_pixels_is_answered_with_a_warning(tmp_path, chip):
+    from pipeline.chip_files import pixel_size_warning
+
+    data, _ = chip
+    plain = _heading(_tif(tmp_path / "s2.tif", data))
+    assert plain.exit_code == 0 and "warnings" not in json.loads(plain.stdout), plain.output
+    coarse = _heading(_tif(tmp_path / "landsat.tif", data, Affine(30.0, 0.0, 600000.0, 0.0, -30.0, 5800000.0)))
+    assert coarse.exit_code == 0, coarse.output
+    (warning,) = json.loads(coarse.stdout)["warnings"]
+    assert "30.0 m" in warning and "10 m" in warning
+    # Degree grids are measured on the ground: 0.0001 deg near the equator is about 11 m, close enough.
+    near = _heading(_tif(tmp_path / "lonlat.tif", data, Affine(0.0001, 0, 3.0, 0, -0.0001, 1.0), "EPSG:4326"))
+    assert near.exit_code == 0 and "warnings" not in json.loads(near.stdout), near.output
+    assert pixel_size_warning(None, 10.0) is None and pixel_size_warning(12.4, 10.0) is None
+    assert pixel_size_warning(7.4, 10.0) is not None and pixel_size_warning(float("nan"), 10.0) is None

@@ -53,6 +53,10 @@ class HeadingAnswer(BaseModel):
     keypoints: dict[str, Keypoint | None]
     format: str
     bands: list[str]
+    pixel_m: float | None = Field(None, description="Ground size of a pixel at the chip's centre, metres; null "
+                                                    "without georeferencing.")
+    warnings: list[str] = Field(default_factory=list, description="Why the answer deserves care, e.g. pixels far "
+                                                                  "from the model's 10 m.")
 
 
 def _finite(value: Any) -> float | None:
@@ -161,6 +165,7 @@ def heading(
         raise Problem(413, f"file larger than {settings.api_max_upload_bytes} bytes",
                       invalid_params=[("file", "too large")])
     chip = decode_chip(content)
+    from pipeline.chip_files import pixel_size_warning
     from pipeline.heading import MAX_WAKE_LAND_SHARE, estimate_headings
     from pipeline.motion import measure_motion
 
@@ -191,5 +196,7 @@ def heading(
         keypoints=keypoints,
         format=chip.format,
         bands=chip.band_names,
+        pixel_m=chip.pixel_m,
+        warnings=[w for w in [pixel_size_warning(chip.pixel_m, model.config.pixel_m)] if w is not None],
     )
 

@@ -47,7 +47,7 @@ def read_chip(path: Path):
         logger.warning("%s: %d nodata pixels filled with their band's median", path, chip.nodata_pixels)
     return SimpleNamespace(data=chip.data, band_names=chip.band_names, crs=chip.crs, grid_north_deg=chip.grid_north_deg,
                            transform=chip.transform if chip.georeferenced else Affine.identity(),
-                           georeferenced=chip.georeferenced)
+                           georeferenced=chip.georeferenced, pixel_m=chip.pixel_m)
 
 
 def network_shape(
@@ -159,6 +159,7 @@ def register(app: typer.Typer) -> None:
         ``heading_deg`` is a true bearing for georeferenced GeoTIFF chips; for PNGs grid up is
         taken as north (``georeferenced: false``).
         """
+        from pipeline.chip_files import pixel_size_warning
         from pipeline.heading import MAX_WAKE_LAND_SHARE, estimate_headings, load_heading_model
         from pipeline.motion import measure_motion
 
@@ -192,6 +193,10 @@ def register(app: typer.Typer) -> None:
             },
             "backend": model.backend,
         }
+        warning = pixel_size_warning(chip.pixel_m, model.config.pixel_m)
+        if warning is not None:
+            logger.warning("%s: %s", chip_path, warning)
+            summary["warnings"] = [warning]
         if png is not None:
             try:
                 draw_heading_png(chip, result, 0, png)
