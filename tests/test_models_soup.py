@@ -141,3 +141,18 @@ def test_train_heading_takes_the_network_shape_from_the_init_weights_json(tmp_pa
     assert torch.load(run_dir / "last.pt", weights_only=False)["epoch"] == 2
     result = CliRunner().invoke(app, ["train-heading", "--run-dir", str(tmp_path / "r2"), "--init-weights", str(broken)])
     assert result.exit_code == 2 and "broken.json" in result.output
+
+
+def test_a_run_that_fails_before_its_first_checkpoint_leaves_no_run_dir(tmp_path):
+    (tmp_path / "empty").mkdir()
+    run_dir = tmp_path / "runs" / "new"
+    result = CliRunner().invoke(app, ["train-heading", "--run-dir", str(run_dir), "--shipwakes", str(tmp_path / "empty"),
+                                      "--epochs", "1", "--steps-per-epoch", "1", "--batch-size", "2", "--val-count", "4"])
+    assert result.exit_code == 2 and "empty" in result.output, result.output
+    assert not run_dir.exists()
+    # A run dir the user made (or an earlier run's) is theirs: it stays.
+    run_dir.mkdir(parents=True)
+    (run_dir / "notes.txt").write_text("mine")
+    result = CliRunner().invoke(app, ["train-heading", "--run-dir", str(run_dir), "--shipwakes", str(tmp_path / "empty"),
+                                      "--epochs", "1", "--steps-per-epoch", "1", "--batch-size", "2", "--val-count", "4"])
+    assert result.exit_code == 2 and (run_dir / "notes.txt").read_text() == "mine"
