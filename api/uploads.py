@@ -1,4 +1,4 @@
-"""Uploaded chips (``POST /heading``): the bytes of a PNG/JPEG picture or a (Geo)TIFF → a decoded chip.
+"""Uploaded chips (``POST /heading``): the bytes of a PNG/JPEG picture, a (Geo)TIFF or a JPEG 2000 → a decoded chip.
 
 The decoding is :func:`pipeline.chip_files.read_chip_file`, the reader ``vesselwatch heading`` uses,
 so a file gets the same answer from both; the format is sniffed from its bytes, never trusted from
@@ -23,7 +23,7 @@ def _bad_file(status: int, detail: str) -> Problem:
 
 
 def decode_chip(content: bytes) -> ChipFile:
-    """Decode an uploaded chip (PNG, JPEG or GeoTIFF, sniffed from its bytes).
+    """Decode an uploaded chip (PNG, JPEG, GeoTIFF or JPEG 2000, sniffed from its bytes).
 
     Raises
     ------

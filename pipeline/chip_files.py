@@ -1,4 +1,4 @@
-"""Chip files: a PNG/JPEG picture or a (Geo)TIFF, on disk or as bytes → reflectance bands and georeferencing.
+"""Chip files: a PNG/JPEG picture, a (Geo)TIFF or a JPEG 2000, on disk or as bytes → reflectance bands and georeferencing.
 
 One reader for ``vesselwatch heading CHIP`` and ``POST /heading``, so both answer the same file alike.
 The format is told by the file's first bytes, never by its name or declared type.
@@ -7,7 +7,7 @@ Pictures (PNG, JPEG)
     8- or 16-bit RGB(A) or grey, read as bands B04 B03 B02 scaled to 0..1 (grey: one plane for all
     three). No NIR: the model fills it as it was trained to for RGB chips, and the wake-on-land
     check (NDWI) does not run.
-(Geo)TIFF and other rasters GDAL reads
+(Geo)TIFF, JPEG 2000 and (from disk) other rasters GDAL reads
     Bands named by their descriptions when those are Sentinel-2 names (``B02``, ``B08``...);
     otherwise one band is a grey picture, three an RGB picture, four or more B02 B03 B04 B08 (and
     extras). Integer data: 8-bit / 255, else Sentinel-2 digital numbers / 10000 (or / 65535 for
@@ -36,6 +36,8 @@ __all__ = ["ChipFile", "ChipFormatError", "MAX_NODATA_SHARE", "MIN_EDGE_PX", "PI
 
 PNG_MAGIC, JPEG_MAGIC = b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff"
 TIFF_MAGICS = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
+#: JPEG 2000: the JP2 signature box and a bare codestream (Sentinel-2's own band files are JP2).
+JP2_MAGICS = (b"\x00\x00\x00\x0cjP  ", b"\xff\x4f\xff\x51")
 #: Smallest chip edge, pixels (the pipeline cuts 128; the model sees the central 64).
 MIN_EDGE_PX = 16
 #: Most bands a chip file may have.
@@ -90,7 +92,7 @@ class ChipFile:
     band_names : list of str
         Sentinel-2 name of each plane of ``data``.
     format : str
-        ``"png"``, ``"jpeg"`` or ``"geotiff"`` (any raster GDAL read).
+        ``"png"``, ``"jpeg"``, ``"jpeg2000"`` or ``"geotiff"`` (any other raster GDAL read).
     transform, crs
         Georeferencing, or None for a chip in pixels only.
     grid_north_deg : float
@@ -183,7 +185,7 @@ def _read_raster(source: Path | bytes, max_edge_px: int | None):
                 masked = dataset.read(masked=True)
                 transform, crs = dataset.transform, dataset.crs
     except RasterioError as error:
-        detail = "not a readable (Geo)TIFF" if isinstance(source, bytes) else error  # bytes: no /vsimem path
+        detail = "not a readable (Geo)TIFF or JPEG 2000" if isinstance(source, bytes) else error  # bytes: no /vsimem path
         raise InputError(f"raster could not be read: {detail}") from error
     nodata = np.ma.getmaskarray(masked)
     raw = np.ma.getdata(masked)
@@ -225,8 +227,8 @@ def read_chip_file(source: Path | bytes, *, max_edge_px: int | None = None) -> C
     if head.startswith((PNG_MAGIC, JPEG_MAGIC)):
         planes, kind = _read_picture(source, max_edge_px)
         return ChipFile(planes, list(_RGB), kind)
-    if isinstance(source, bytes) and head[:4] not in TIFF_MAGICS:
-        raise ChipFormatError("neither PNG, JPEG nor (Geo)TIFF")
+    if isinstance(source, bytes) and head[:4] not in TIFF_MAGICS and not head.startswith(JP2_MAGICS):
+        raise ChipFormatError("neither PNG, JPEG, (Geo)TIFF nor JPEG 2000")
     data, names, transform, crs = _read_raster(source, max_edge_px)
     if len(names) == 1:  # one band: a grey picture, every visible plane the same, no NIR
         data, names = np.repeat(data, 3, axis=0), list(_RGB)
@@ -239,7 +241,8 @@ def read_chip_file(source: Path | bytes, *, max_edge_px: int | None = None) -> C
             raise InputError(f"{100 * share:.0f}% of the chip's central 64 px are nodata (at most "
                              f"{100 * MAX_NODATA_SHARE:.0f}%): a heading needs the sea around the vessel")
         data = fill_nonfinite(data[None])[0]
-    chip = ChipFile(data, names, "geotiff", nodata_pixels=int(holes.sum()))
+    kind = "jpeg2000" if head.startswith(JP2_MAGICS) else "geotiff"
+    chip = ChipFile(data, names, kind, nodata_pixels=int(holes.sum()))
     if crs is None or transform.is_identity:
         return chip  # pixels only: grid up is taken as north
     height, width = data.shape[1:]

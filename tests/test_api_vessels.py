@@ -135,6 +135,32 @@ def test_heading_of_a_geotiff_is_a_true_bearing_with_georeferenced_keypoints(cli
     assert len(coarse.json()["warnings"]) == 1 and "30.0 m" in coarse.json()["warnings"][0]
 
 
+def test_a_jpeg_2000_chip_gets_the_answer_of_the_same_geotiff(client, model):
+    import rasterio
+    from affine import Affine
+
+    from models.wake_chips import ChipRanges, draw_chips
+
+    easy = ChipRanges(length_m=(80.0, 200.0), speed_kn=(14.0, 20.0), p_wake=1.0, noise_sigma=(0.0005, 0.001),
+                      p_glint=0.0, p_cloud=0.0, p_stretch=0.0, p_rgb_only=0.0, jitter_px=1.0, p_distractor=0.0)
+    data = np.round(draw_chips(2025, 1, easy, size=64)["data"][0] * 10000).astype(np.uint16)
+    uploads = {}
+    for driver, options in (("GTiff", {}), ("JP2OpenJPEG", {"QUALITY": "100", "REVERSIBLE": "YES", "CODEC": "JP2"})):
+        with rasterio.MemoryFile() as memory:
+            with memory.open(driver=driver, width=64, height=64, count=4, dtype="uint16", crs="EPSG:32631",
+                             transform=Affine(10, 0, 600000, 0, -10, 5800000), **options) as dataset:
+                dataset.write(data)
+            uploads[driver] = memory.read()
+    tif = client.post("/heading", files={"file": ("chip.tif", uploads["GTiff"], "image/tiff")}).json()
+    response = client.post("/heading", files={"file": ("chip.jp2", uploads["JP2OpenJPEG"], "image/jp2")})
+    assert response.status_code == 200, response.text
+    jp2 = response.json()
+    assert jp2["format"] == "jpeg2000" and tif["format"] == "geotiff" and jp2["georeferenced"] is True
+    assert jp2["heading_deg"] is not None and jp2["heading_deg"] == pytest.approx(tif["heading_deg"], abs=1e-6)
+    broken = client.post("/heading", files={"file": ("chip.jp2", uploads["JP2OpenJPEG"][:40], "image/jp2")})
+    assert broken.status_code == 422 and "JPEG 2000" in broken.text
+
+
 def test_heading_of_a_moored_vessel_says_its_wake_lies_on_land(client, model):
     import rasterio
 

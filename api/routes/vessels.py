@@ -149,7 +149,7 @@ def vessel(
 
 @router.post("/heading", response_model=HeadingAnswer, summary="Heading of an uploaded chip")
 def heading(
-    file: Annotated[UploadFile, File(description="PNG, JPEG or GeoTIFF chip centred on the vessel (16..1024 px).")],
+    file: Annotated[UploadFile, File(description="PNG, JPEG, GeoTIFF or JPEG 2000 chip centred on the vessel (16..1024 px).")],
     model: Annotated[Any, Depends(require_heading_model)],
     settings: Annotated[Settings, Depends(get_settings)],
     land_check: Annotated[bool, Query(description="Withdraw the heading when the wake line lies on land by NDWI "
