@@ -9,8 +9,10 @@ Pictures (PNG, JPEG)
     check (NDWI) does not run.
 (Geo)TIFF, JPEG 2000 and (from disk) other rasters GDAL reads
     Bands named by their descriptions when those are Sentinel-2 names (``B02``, ``B08``...);
-    otherwise one band is a grey picture, three an RGB picture, four or more B02 B03 B04 B08 (and
-    extras). Integer data: 8-bit / 255, else Sentinel-2 digital numbers / 10000 (or / 65535 for
+    otherwise by their declared colours when those are red, green and blue (an alpha band of only 0
+    and full scale is the transparency mask; GDAL declares the 4th band of every 8-bit 4-band TIFF
+    alpha, so one holding an image is data); otherwise one band is a grey picture, three an RGB
+    picture, four or more B02 B03 B04 B08 (and extras). Integer data: 8-bit / 255, else Sentinel-2 digital numbers / 10000 (or / 65535 for
     full-range exports above 20000), judged on the valid pixels. Declared nodata and NaN pixels are
     filled with their band's median, unless they cover more than ``MAX_NODATA_SHARE`` of the centre.
     A CRS with a non-identity transform makes the chip georeferenced: it must then be north-up with
@@ -147,11 +149,37 @@ def _read_picture(source: Path | bytes, max_edge_px: int | None) -> tuple[np.nda
         raise InputError(f"picture could not be decoded: {detail}") from error
 
 
-def _band_names(count: int, descriptions: tuple) -> list[str]:
-    """Names of a raster's bands: its Sentinel-2 descriptions, else by count."""
+#: Sentinel-2 band of each visible colour a raster may declare (GDAL colour interpretation).
+_COLOUR_BANDS = {"red": "B04", "green": "B03", "blue": "B02"}
+
+
+def _band_names(count: int, descriptions: tuple, colours: tuple = ()) -> tuple[list[str], list[int]]:
+    """Names of a raster's bands and the 0-based indices of the bands to read.
+
+    Sentinel-2 descriptions win; else declared colours (an RGB or RGBA picture saved as TIFF: red,
+    green and blue are named B04 B03 B02, an alpha band is the mask, not data); else by count.
+    """
     named = [str(d).strip().upper() if d else "" for d in descriptions]
     if named and all(n in _S2_NAMES for n in named) and len(set(named)) == len(named):
-        return named
+        return named, list(range(count))
+    colours = tuple(getattr(c, "name", str(c)).lower() for c in colours)
+    keep = [i for i in range(count) if not (i < len(colours) and colours[i] == "alpha")]
+    if colours and {colours[i] for i in keep} == set(_COLOUR_BANDS) and len(keep) == 3:
+        return [_COLOUR_BANDS[colours[i]] for i in keep], keep
+    if len(keep) < count:  # an alpha band beside bands without a colour each: name the rest by count
+        return _names_by_count(len(keep)), keep
+    return _names_by_count(count), keep
+
+
+def _is_alpha_mask(band: np.ndarray) -> bool:
+    """Whether an integer band holds only 0 and its type's full scale (a transparency mask, not an image)."""
+    if not np.issubdtype(band.dtype, np.integer):
+        return False
+    return bool(np.isin(band, (0, np.iinfo(band.dtype).max)).all())
+
+
+def _names_by_count(count: int) -> list[str]:
+    """Band names of a raster without Sentinel-2 descriptions or declared colours, by how many bands it has."""
     if count == 1 or count == 3:
         return ["B08"] if count == 1 else list(_RGB)
     if count >= 4:
@@ -181,8 +209,22 @@ def _read_raster(source: Path | bytes, max_edge_px: int | None):
                 _check_size(dataset.height, dataset.width, max_edge_px)
                 if dataset.count > MAX_BANDS:
                     raise InputError(f"raster has {dataset.count} bands; at most {MAX_BANDS}")
-                names = _band_names(dataset.count, dataset.descriptions)
-                masked = dataset.read(masked=True)
+                colours = [c.name.lower() for c in dataset.colorinterp]
+                demoted = False
+                if "alpha" in colours:
+                    every = dataset.read()
+                    # GDAL calls the 4th band of any 8-bit 4-band TIFF alpha: only a band of 0 and full
+                    # scale is a mask; anything else is data (a B08 written without descriptions).
+                    demoted = not all(_is_alpha_mask(every[i]) for i, c in enumerate(colours) if c == "alpha")
+                    if demoted:
+                        colours = ["undefined" if c == "alpha" else c for c in colours]
+                names, keep = _band_names(dataset.count, dataset.descriptions, tuple(colours))
+                if demoted:  # GDAL would mask with that band: only nodata values (and NaN, below) are holes
+                    kept = every[keep]
+                    holes = kept == dataset.nodata if dataset.nodata is not None else np.zeros(kept.shape, bool)
+                    masked = np.ma.MaskedArray(kept, mask=holes)
+                else:
+                    masked = dataset.read([i + 1 for i in keep], masked=True)
                 transform, crs = dataset.transform, dataset.crs
     except RasterioError as error:
         detail = "not a readable (Geo)TIFF or JPEG 2000" if isinstance(source, bytes) else error  # bytes: no /vsimem path

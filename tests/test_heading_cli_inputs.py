@@ -181,3 +181,36 @@ def test_a_chip_far_from_10_m_pixels_is_answered_with_a_warning(tmp_path, chip):
     assert near.exit_code == 0 and "warnings" not in json.loads(near.stdout), near.output
     assert pixel_size_warning(None, 10.0) is None and pixel_size_warning(12.4, 10.0) is None
     assert pixel_size_warning(7.4, 10.0) is not None and pixel_size_warning(float("nan"), 10.0) is None
+
+
+def test_rgba_tiffs_use_alpha_as_the_mask_and_8_bit_4_band_chips_keep_their_nir(tmp_path):
+    from pipeline.chip_files import read_chip_file
+
+    rng = np.random.default_rng(0)
+    rgb = rng.integers(20, 200, (3, 32, 32)).astype(np.uint8)
+    alpha = np.full((1, 32, 32), 255, np.uint8)
+    alpha[0, :4, :5] = 0  # transparent corner
+    nir = rng.integers(1, 40, (1, 32, 32)).astype(np.uint8)
+
+    def write(name, data, colours=None):
+        profile = dict(driver="GTiff", width=32, height=32, count=data.shape[0], dtype=data.dtype)
+        with rasterio.open(tmp_path / name, "w", **profile) as dst:
+            dst.write(data)
+            if colours is not None:
+                dst.colorinterp = colours
+        return read_chip_file(tmp_path / name)
+
+    # GDAL declares band 4 of an 8-bit 4-band TIFF alpha; here it is one: a mask, not NIR.
+    rgba = write("rgba.tif", np.concatenate([rgb, alpha]))
+    assert rgba.band_names == ["B04", "B03", "B02"] and rgba.nodata_pixels == 20
+    np.testing.assert_allclose(rgba.data[:, 10:, 10:], rgb[:, 10:, 10:] / 255.0, rtol=1e-6)
+    # The same declaration over an image (a B02 B03 B04 B08 chip written without descriptions): data.
+    four = write("b02_b08.tif", np.concatenate([rgb, nir]))
+    assert four.band_names == ["B02", "B03", "B04", "B08"] and four.nodata_pixels == 0
+    np.testing.assert_allclose(four.data[3], nir[0] / 255.0, rtol=1e-6)
+    # Colours in another order are named by colour, not position.
+    from rasterio.enums import ColorInterp
+
+    bgr = write("bgr.tif", rgb[::-1].astype(np.uint16) * 40, [ColorInterp.blue, ColorInterp.green, ColorInterp.red])
+    assert bgr.band_names == ["B02", "B03", "B04"]
+    np.testing.assert_allclose(bgr.data[0], rgb[2].astype(np.float64) * 40 / 10000.0, rtol=1e-6)
