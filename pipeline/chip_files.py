@@ -8,7 +8,8 @@ Pictures (PNG, JPEG)
     three). No NIR: the model fills it as it was trained to for RGB chips, and the wake-on-land
     check (NDWI) does not run.
 (Geo)TIFF, JPEG 2000 and (from disk) other rasters GDAL reads
-    Bands named by their descriptions when those are Sentinel-2 names (``B02``, ``B08``...);
+    Bands named by their descriptions when those are Sentinel-2 names (``B02``, ``B2``)
+    or colour names (``blue``, ``green``, ``red``, ``nir``: STAC's common names);
     otherwise by their declared colours when those are red, green and blue (an alpha band of only 0
     and full scale is the transparency mask; GDAL declares the 4th band of every 8-bit 4-band TIFF
     alpha, so one holding an image is data); otherwise one band is a grey picture, three an RGB
@@ -159,8 +160,8 @@ def _band_names(count: int, descriptions: tuple, colours: tuple = ()) -> tuple[l
     Sentinel-2 descriptions win; else declared colours (an RGB or RGBA picture saved as TIFF: red,
     green and blue are named B04 B03 B02, an alpha band is the mask, not data); else by count.
     """
-    named = [str(d).strip().upper() if d else "" for d in descriptions]
-    if named and all(n in _S2_NAMES for n in named) and len(set(named)) == len(named):
+    named = [_s2_name(d) for d in descriptions]
+    if named and all(named) and len(set(named)) == len(named):
         return named, list(range(count))
     colours = tuple(getattr(c, "name", str(c)).lower() for c in colours)
     keep = [i for i in range(count) if not (i < len(colours) and colours[i] == "alpha")]
@@ -169,6 +170,23 @@ def _band_names(count: int, descriptions: tuple, colours: tuple = ()) -> tuple[l
     if len(keep) < count:  # an alpha band beside bands without a colour each: name the rest by count
         return _names_by_count(len(keep)), keep
     return _names_by_count(count), keep
+
+
+#: Band descriptions other tools write, as Sentinel-2 names (STAC ``eo`` common names included).
+_DESCRIPTION_ALIASES = {"BLUE": "B02", "GREEN": "B03", "RED": "B04", "NIR": "B08", "NIR08": "B8A", "REDEDGE": "B05",
+                        "SWIR16": "B11", "SWIR22": "B12", "COASTAL": "B01"}
+
+
+def _s2_name(description: object) -> str:
+    """A band description as a Sentinel-2 name (``"B2"``, ``"b02"`` → ``"B02"``; ``"nir"`` → ``"B08"``), or ``""``.
+
+    ``"Band 2"`` is not taken: tools write it for the file's second band, whatever it holds.
+    """
+    text = str(description).strip().upper().replace(" ", "").replace("_", "") if description else ""
+    text = _DESCRIPTION_ALIASES.get(text, text)
+    if len(text) == 2 and text[0] == "B" and text[1].isdigit():
+        text = f"B0{text[1]}"
+    return text if text in _S2_NAMES else ""
 
 
 def _is_alpha_mask(band: np.ndarray) -> bool:

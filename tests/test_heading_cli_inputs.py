@@ -214,3 +214,15 @@ def test_rgba_tiffs_use_alpha_as_the_mask_and_8_bit_4_band_chips_keep_their_nir(
     bgr = write("bgr.tif", rgb[::-1].astype(np.uint16) * 40, [ColorInterp.blue, ColorInterp.green, ColorInterp.red])
     assert bgr.band_names == ["B02", "B03", "B04"]
     np.testing.assert_allclose(bgr.data[0], rgb[2].astype(np.float64) * 40 / 10000.0, rtol=1e-6)
+
+
+def test_band_descriptions_other_tools_write_name_the_bands():
+    from pipeline.chip_files import _band_names
+
+    assert _band_names(4, ("nir", "red", "green", "blue"))[0] == ["B08", "B04", "B03", "B02"]
+    assert _band_names(3, ("B4", "b03", " B2 "))[0] == ["B04", "B03", "B02"]
+    assert _band_names(2, ("B08", "NIR08"))[0] == ["B08", "B8A"]
+    # "Band 1".."Band 4" say where a band is, not what it holds: named by count, not as B01..B04.
+    assert _band_names(4, ("Band 1", "Band 2", "Band 3", "Band 4"))[0] == ["B02", "B03", "B04", "B08"]
+    # Two bands claiming one name are not trusted either.
+    assert _band_names(3, ("red", "B04", "blue"))[0] == ["B04", "B03", "B02"]
