@@ -16,6 +16,10 @@ layer starts at zero, so weights trained without it load and answer unchanged (a
 With ``head="centre"`` (which needs the stride-8 features) a soft arg-max over the stride-8 cells
 places the hull and every other output is read from per-cell maps under the same weights, so the
 answer moves with a vessel that sits off the chip centre; it warm-starts from a grid model's backbone.
+With ``detail_channels > 0`` the centre head also reads the stride-4 features (16 x 16 for a 64 px
+crop, where a 1-2 px hull is still its own feature), folded onto the stride-8 cells (space to
+depth) and added to the fused cell features through a convolution that starts at zero: weights
+trained without it load and answer unchanged.
 
 The backbone is built with ``pretrained=False`` (nothing downloads) and ``in_chans`` set directly,
 so the first convolution is created for the chip bands instead of being swapped after the fact.
@@ -54,6 +58,14 @@ def check_head(head: str, fine_channels: int, input_size: int, output_stride: in
         raise ValueError(f"detail_channels: the stride-4 branch feeds the centre head, got head={head!r}")
 
 
+def _stage_index(backbone: nn.Module, reduction: int, architecture: str) -> int:
+    """Position in ``backbone.feature_info`` of the features at ``reduction`` (stride), or ``ValueError`` naming the architecture."""
+    index = next((i for i, info in enumerate(backbone.feature_info) if info["reduction"] == reduction), None)
+    if index is None:
+        raise ValueError(f"architecture: {architecture!r} has no stride-{reduction} stage for the head's branch")
+    return index
+
+
 class WakeKeypointNet(nn.Module):
     """EfficientNet backbone + spatial keypoint head (see module docstring for the outputs)."""
 
@@ -85,7 +97,7 @@ class WakeKeypointNet(nn.Module):
         self.fine_channels = fine_channels
         self.fine_index: int | None = None  # position in backbone.feature_info of the stride-8 features
         if fine_channels:
-            self.fine_index = next(i for i, info in enumerate(self.backbone.feature_info) if info["reduction"] == 8)
+            self.fine_index = _stage_index(self.backbone, 8, architecture)
             fine_size = max(1, math.ceil(input_size / 8))
             in_chs = self.backbone.feature_info[self.fine_index]["num_chs"]
             self.fine_reduce = nn.Sequential(nn.Conv2d(in_chs, fine_channels, 1), nn.BatchNorm2d(fine_channels), nn.SiLU())
@@ -109,7 +121,7 @@ class WakeKeypointNet(nn.Module):
         self.detail_channels = detail_channels
         self.detail_index: int | None = None  # position in backbone.feature_info of the stride-4 features
         if detail_channels:
-            self.detail_index = next(i for i, info in enumerate(self.backbone.feature_info) if info["reduction"] == 4)
+            self.detail_index = _stage_index(self.backbone, 4, architecture)
             in_chs = self.backbone.feature_info[self.detail_index]["num_chs"]
             self.detail_reduce = nn.Sequential(nn.Conv2d(in_chs, detail_channels, 1), nn.BatchNorm2d(detail_channels), nn.SiLU())
             self.detail_fuse = nn.Conv2d(4 * detail_channels, 128, 3, padding=1, bias=False)
@@ -145,7 +157,8 @@ class WakeKeypointNet(nn.Module):
 
     def _centre_outputs(self, coarse: torch.Tensor, fine: torch.Tensor, detail: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """Centre head: a soft arg-max over the stride-8 cells finds the hull; the other outputs are read
-        from per-cell maps under the same weights, so a shifted vessel shifts the answer with it."""
+        from per-cell maps under the same weights, so a shifted vessel shifts the answer with it. With the
+        detail branch each cell's fused features also get its 2 x 2 stride-4 features (space to depth)."""
         size = self.fine_size
         context = F.interpolate(self.reduce(coarse), size=(size, size), mode="bilinear", align_corners=False)
         cells = self.centre_fuse(torch.cat([context, self.fine_reduce(fine)], dim=1))

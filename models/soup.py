@@ -76,7 +76,7 @@ def average_weights(paths: Sequence[str | Path], out: str | Path) -> Path:
     ------
     ValueError
         Fewer than two ingredients, a missing file, preprocessing that differs in what the network
-        reads (architecture, bands, input size, normalisation, output stride, lateral branch), or weights that do not fit together.
+        reads (architecture, bands, input size, normalisation, output stride, lateral or detail branch), or weights that do not fit together.
     """
     paths = [Path(p) for p in paths]
     if len(paths) < 2:

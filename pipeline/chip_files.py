@@ -8,12 +8,12 @@ Pictures (PNG, JPEG)
     three). No NIR: the model fills it as it was trained to for RGB chips, and the wake-on-land
     check (NDWI) does not run.
 (Geo)TIFF, JPEG 2000 and (from disk) other rasters GDAL reads
-    Bands named by their descriptions when those are Sentinel-2 names (``B02``, ``B2``)
+    Bands named by their descriptions when those are Sentinel-2 names (``B02``, ``b8a``)
     or colour names (``blue``, ``green``, ``red``, ``nir``: STAC's common names);
-    otherwise by their declared colours when those are red, green and blue (an alpha band of only 0
-    and full scale is the transparency mask; GDAL declares the 4th band of every 8-bit 4-band TIFF
-    alpha, so one holding an image is data); otherwise one band is a grey picture, three an RGB
-    picture, four or more B02 B03 B04 B08 (and extras). Integer data: 8-bit / 255, else Sentinel-2 digital numbers / 10000 (or / 65535 for
+    otherwise by their declared colours when those are red, green and blue; a declared alpha band
+    is the transparency mask (0 or NaN: a hole), except the alpha GDAL declares for band 4 of every
+    8-bit 4-band TIFF when it holds an image (not only 0 and 255), which is data; otherwise one
+    band is a grey picture, three an RGB picture, four or more B02 B03 B04 B08 (and extras). Integer data: 8-bit / 255, else Sentinel-2 digital numbers / 10000 (or / 65535 for
     full-range exports above 20000), judged on the valid pixels. Declared nodata and NaN pixels are
     filled with their band's median, unless they cover more than ``MAX_NODATA_SHARE`` of the centre.
     A CRS with a non-identity transform makes the chip georeferenced: it must then be north-up with
@@ -67,8 +67,8 @@ def pixel_size_warning(pixel_m: float | None, model_pixel_m: float, tolerance: f
     if abs(pixel_m - model_pixel_m) <= tolerance * model_pixel_m:
         return None
     return (f"pixels are {pixel_m:.1f} m on the ground; the heading model was trained on {model_pixel_m:g} m "
-            f"pixels, so treat this heading with care (resample the chip to {model_pixel_m:g} m, e.g. gdalwarp -tr "
-            f"{model_pixel_m:g} {model_pixel_m:g})")
+            f"pixels, so treat this heading with care (resample the chip to {model_pixel_m:g} m in a projected CRS, "
+            f"e.g. gdalwarp -t_srs EPSG:326NN -tr {model_pixel_m:g} {model_pixel_m:g})")
 
 
 def centre_nodata_share(nodata: np.ndarray, size: int = 64) -> float:
@@ -167,9 +167,7 @@ def _band_names(count: int, descriptions: tuple, colours: tuple = ()) -> tuple[l
     keep = [i for i in range(count) if not (i < len(colours) and colours[i] == "alpha")]
     if colours and {colours[i] for i in keep} == set(_COLOUR_BANDS) and len(keep) == 3:
         return [_COLOUR_BANDS[colours[i]] for i in keep], keep
-    if len(keep) < count:  # an alpha band beside bands without a colour each: name the rest by count
-        return _names_by_count(len(keep)), keep
-    return _names_by_count(count), keep
+    return _names_by_count(len(keep), alpha=count - len(keep)), keep
 
 
 #: Band descriptions other tools write, as Sentinel-2 names (STAC ``eo`` common names included).
@@ -178,32 +176,38 @@ _DESCRIPTION_ALIASES = {"BLUE": "B02", "GREEN": "B03", "RED": "B04", "NIR": "B08
 
 
 def _s2_name(description: object) -> str:
-    """A band description as a Sentinel-2 name (``"B2"``, ``"b02"`` → ``"B02"``; ``"nir"`` → ``"B08"``), or ``""``.
+    """A band description as a Sentinel-2 name (``"b02"`` → ``"B02"``; ``"nir"`` → ``"B08"``), or ``""``.
 
-    ``"Band 2"`` is not taken: tools write it for the file's second band, whatever it holds.
+    Unpadded ``"B2"`` and ``"Band 2"`` are not taken: tools write ``b1..bN`` and ``Band N`` for the
+    file's N-th band, whatever it holds (and Landsat's B1-B4 are other bands).
     """
     text = str(description).strip().upper().replace(" ", "").replace("_", "") if description else ""
     text = _DESCRIPTION_ALIASES.get(text, text)
-    if len(text) == 2 and text[0] == "B" and text[1].isdigit():
-        text = f"B0{text[1]}"
     return text if text in _S2_NAMES else ""
 
 
-def _is_alpha_mask(band: np.ndarray) -> bool:
-    """Whether an integer band holds only 0 and its type's full scale (a transparency mask, not an image)."""
-    if not np.issubdtype(band.dtype, np.integer):
+def _image_in_default_alpha(every: np.ndarray, colours: list[str]) -> bool:
+    """Whether the alpha GDAL declares by default for an 8-bit 4-band TIFF holds an image, not a mask.
+
+    GDAL calls band 4 of every such file alpha, a B02 B03 B04 B08 chip written without
+    descriptions included. A mask holds only 0 and 255 and some 255 (opaque); anything else is data.
+    Alpha declared any other way (another type, another place) is taken as declared.
+    """
+    if every.dtype != np.uint8 or every.shape[0] != 4 or [i for i, c in enumerate(colours) if c == "alpha"] != [3]:
         return False
-    return bool(np.isin(band, (0, np.iinfo(band.dtype).max)).all())
+    band = every[3]
+    return not (np.isin(band, (0, 255)).all() and (band == 255).any())
 
 
-def _names_by_count(count: int) -> list[str]:
+def _names_by_count(count: int, alpha: int = 0) -> list[str]:
     """Band names of a raster without Sentinel-2 descriptions or declared colours, by how many bands it has."""
     if count == 1 or count == 3:
         return ["B08"] if count == 1 else list(_RGB)
     if count >= 4:
         return ["B02", "B03", "B04", "B08"] + [f"extra{i}" for i in range(count - 4)]
-    raise InputError(f"chip has {count} bands without Sentinel-2 band descriptions; expected 1 (grey), "
-                     "3 (RGB) or 4+ (B02 B03 B04 B08)")
+    besides = f" besides {alpha} alpha" if alpha else ""
+    raise InputError(f"chip has {count} bands{besides} without Sentinel-2 or colour names (band descriptions) or "
+                     "declared colours; expected 1 (grey), 3 (RGB) or 4+ (B02 B03 B04 B08)")
 
 
 def _to_reflectance(raw: np.ndarray, valid: np.ndarray) -> np.ndarray:
@@ -228,21 +232,20 @@ def _read_raster(source: Path | bytes, max_edge_px: int | None):
                 if dataset.count > MAX_BANDS:
                     raise InputError(f"raster has {dataset.count} bands; at most {MAX_BANDS}")
                 colours = [c.name.lower() for c in dataset.colorinterp]
-                demoted = False
                 if "alpha" in colours:
                     every = dataset.read()
-                    # GDAL calls the 4th band of any 8-bit 4-band TIFF alpha: only a band of 0 and full
-                    # scale is a mask; anything else is data (a B08 written without descriptions).
-                    demoted = not all(_is_alpha_mask(every[i]) for i, c in enumerate(colours) if c == "alpha")
-                    if demoted:
-                        colours = ["undefined" if c == "alpha" else c for c in colours]
-                names, keep = _band_names(dataset.count, dataset.descriptions, tuple(colours))
-                if demoted:  # GDAL would mask with that band: only nodata values (and NaN, below) are holes
+                    if _image_in_default_alpha(every, colours):
+                        colours[3] = "undefined"
+                    names, keep = _band_names(dataset.count, dataset.descriptions, tuple(colours))
+                    # Holes by hand: GDAL masks with alpha only in some layouts, and would with a demoted one.
                     kept = every[keep]
                     holes = kept == dataset.nodata if dataset.nodata is not None else np.zeros(kept.shape, bool)
+                    for i in (i for i, c in enumerate(colours) if c == "alpha"):
+                        holes |= ((every[i] == 0) | ~np.isfinite(every[i]))[None]
                     masked = np.ma.MaskedArray(kept, mask=holes)
                 else:
-                    masked = dataset.read([i + 1 for i in keep], masked=True)
+                    names, keep = _band_names(dataset.count, dataset.descriptions, tuple(colours))
+                    masked = dataset.read(masked=True)
                 transform, crs = dataset.transform, dataset.crs
     except RasterioError as error:
         detail = "not a readable (Geo)TIFF or JPEG 2000" if isinstance(source, bytes) else error  # bytes: no /vsimem path
@@ -267,7 +270,7 @@ def read_chip_file(source: Path | bytes, *, max_edge_px: int | None = None) -> C
     Raises
     ------
     ChipFormatError
-        Bytes that are neither PNG/JPEG nor TIFF.
+        Bytes that are neither PNG/JPEG, TIFF nor JPEG 2000.
     InputError
         An unreadable or wrongly sized file, too many bands, too much nodata, or georeferencing that
         cannot give a true bearing; the message says which.

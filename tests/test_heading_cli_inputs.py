@@ -171,14 +171,17 @@ def test_a_chip_far_from_10_m_pixels_is_answered_with_a_warning(tmp_path, chip):
 
     data, _ = chip
     plain = _heading(_tif(tmp_path / "s2.tif", data))
-    assert plain.exit_code == 0 and "warnings" not in json.loads(plain.stdout), plain.output
+    assert plain.exit_code == 0 and json.loads(plain.stdout)["warnings"] == [], plain.output
+    assert json.loads(plain.stdout)["pixel_m"] == pytest.approx(10.0, rel=0.01)
     coarse = _heading(_tif(tmp_path / "landsat.tif", data, Affine(30.0, 0.0, 600000.0, 0.0, -30.0, 5800000.0)))
     assert coarse.exit_code == 0, coarse.output
     (warning,) = json.loads(coarse.stdout)["warnings"]
     assert "30.0 m" in warning and "10 m" in warning
     # Degree grids are measured on the ground: 0.0001 deg near the equator is about 11 m, close enough.
     near = _heading(_tif(tmp_path / "lonlat.tif", data, Affine(0.0001, 0, 3.0, 0, -0.0001, 1.0), "EPSG:4326"))
-    assert near.exit_code == 0 and "warnings" not in json.loads(near.stdout), near.output
+    assert near.exit_code == 0 and json.loads(near.stdout)["warnings"] == [], near.output
+    far = _heading(_tif(tmp_path / "coarse_deg.tif", data, Affine(0.0003, 0, 3.0, 0, -0.0003, 1.0), "EPSG:4326"))
+    assert "EPSG:326NN" in json.loads(far.stdout)["warnings"][0]  # resample in metres, not "-tr 10 10" degrees
     assert pixel_size_warning(None, 10.0) is None and pixel_size_warning(12.4, 10.0) is None
     assert pixel_size_warning(7.4, 10.0) is not None and pixel_size_warning(float("nan"), 10.0) is None
 
@@ -208,6 +211,21 @@ def test_rgba_tiffs_use_alpha_as_the_mask_and_8_bit_4_band_chips_keep_their_nir(
     four = write("b02_b08.tif", np.concatenate([rgb, nir]))
     assert four.band_names == ["B02", "B03", "B04", "B08"] and four.nodata_pixels == 0
     np.testing.assert_allclose(four.data[3], nir[0] / 255.0, rtol=1e-6)
+    # Alpha that GDAL would not mask with (nodata set too; alpha first; a float band) is still the mask.
+    masked = write("rgba_nodata.tif", np.concatenate([rgb, alpha]))
+    with rasterio.open(tmp_path / "rgba_nodata.tif", "r+") as dst:
+        dst.nodata = 0
+    assert read_chip_file(tmp_path / "rgba_nodata.tif").nodata_pixels == 20
+    from rasterio.enums import ColorInterp as C
+
+    first = write("argb.tif", np.concatenate([alpha, rgb]), [C.alpha, C.red, C.green, C.blue])
+    assert first.band_names == ["B04", "B03", "B02"] and first.nodata_pixels == 20
+    floats = np.concatenate([rgb / 255.0, np.where(alpha > 0, 1.0, np.nan)]).astype(np.float32)
+    floating = write("rgba_float.tif", floats, [C.red, C.green, C.blue, C.alpha])
+    assert floating.band_names == ["B04", "B03", "B02"] and floating.nodata_pixels == 20
+    # GDAL's default alpha with nothing opaque in it is an empty band, not a chip-wide hole.
+    empty = write("b08_zero.tif", np.concatenate([rgb, np.zeros_like(alpha)]))
+    assert empty.band_names == ["B02", "B03", "B04", "B08"] and empty.nodata_pixels == 0
     # Colours in another order are named by colour, not position.
     from rasterio.enums import ColorInterp
 
@@ -220,7 +238,9 @@ def test_band_descriptions_other_tools_write_name_the_bands():
     from pipeline.chip_files import _band_names
 
     assert _band_names(4, ("nir", "red", "green", "blue"))[0] == ["B08", "B04", "B03", "B02"]
-    assert _band_names(3, ("B4", "b03", " B2 "))[0] == ["B04", "B03", "B02"]
+    assert _band_names(3, ("b04", "B03 ", " B02"))[0] == ["B04", "B03", "B02"]
+    # b1..b4 (Earth Engine's default names, Landsat's bands) say where a band is: named by count.
+    assert _band_names(4, ("b1", "b2", "b3", "b4"))[0] == ["B02", "B03", "B04", "B08"]
     assert _band_names(2, ("B08", "NIR08"))[0] == ["B08", "B8A"]
     # "Band 1".."Band 4" say where a band is, not what it holds: named by count, not as B01..B04.
     assert _band_names(4, ("Band 1", "Band 2", "Band 3", "Band 4"))[0] == ["B02", "B03", "B04", "B08"]

@@ -71,6 +71,9 @@ def test_average_refuses_what_does_not_fit(tmp_path):
                                       "--out", str(tmp_path / "out.pt"), "--no-calibrate"])
     assert result.exit_code == 2 and "bands is" in result.output
     assert not (tmp_path / "out.pt").exists()
+    _write(tmp_path / "c.pt", 2, config.replace(detail_channels=4))  # the JSON is read before any tensor
+    with pytest.raises(ValueError, match="c.pt: detail_channels is"):
+        average_weights([tmp_path / "a.pt", tmp_path / "c.pt"], tmp_path / "out.pt")
 
 
 def test_faint_range_overrides_parse_or_say_what_is_wrong():
@@ -95,6 +98,7 @@ def test_train_heading_names_a_head_it_cannot_build_before_starting_a_run(tmp_pa
         run_dir = tmp_path / "run"
         result = CliRunner().invoke(app, ["train-heading", "--run-dir", str(run_dir), *args])
         assert result.exit_code == 2 and "--head" in result.output, args
+        assert "--detail-channels" not in args or "detail_channels: the stride-4 branch" in result.output
         assert not run_dir.exists()
 
 
@@ -126,6 +130,12 @@ def test_train_heading_takes_the_network_shape_from_the_init_weights_json(tmp_pa
 
     # Resuming takes the shape from the run's own checkpoint: no flags, no --init-weights needed.
     assert network_shape(None, checkpoint=run_dir / "last.pt") == {"input_size": 64, "output_stride": 16, "fine_channels": 8, "head": "centre", "detail_channels": 0}
+    # A checkpoint saved before the detail branch existed has no such key: it resumes as 0.
+    old = tmp_path / "old_last.pt"
+    before = {k: v for k, v in asdict(PreprocessConfig(output_stride=16, fine_channels=8, head="centre")).items()
+              if k != "detail_channels"}
+    torch.save({"config": {"preprocess": before}}, old)
+    assert network_shape(None, checkpoint=old)["detail_channels"] == 0
     small = tmp_path / "small_last.pt"
     torch.save({"config": {"preprocess": asdict(PreprocessConfig(input_size=32, output_stride=16))}}, small)
     assert network_shape(weights, checkpoint=small) == {"input_size": 32, "output_stride": 16, "fine_channels": 0, "head": "grid", "detail_channels": 0}

@@ -145,7 +145,7 @@ def register(app: typer.Typer) -> None:
 
     @app.command("heading")
     def heading(
-        chip_path: Path = typer.Argument(..., help="Chip: PNG/JPEG (RGB) or GeoTIFF (bands B02 B03 B04 B08 or described)."),
+        chip_path: Path = typer.Argument(..., help="Chip: PNG/JPEG (RGB), GeoTIFF or JPEG 2000 (bands B02 B03 B04 B08 or described)."),
         png: Optional[Path] = typer.Option(None, "--png", help="Also draw the keypoints and heading arrow into this PNG."),
         weights: Optional[Path] = typer.Option(None, "--weights", help="Model weights (default: shipped / settings)."),
         tta: Optional[bool] = typer.Option(None, "--tta/--no-tta", help="Test-time dihedral augmentation (8x cost, "
@@ -157,7 +157,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Infer a vessel's heading from the wake in one chip; print JSON on stdout.
 
-        ``heading_deg`` is a true bearing for georeferenced GeoTIFF chips; for PNGs grid up is
+        ``heading_deg`` is a true bearing for georeferenced GeoTIFF / JPEG 2000 chips; for PNGs grid up is
         taken as north (``georeferenced: false``).
         """
         from pipeline.chip_files import pixel_size_warning
@@ -193,11 +193,13 @@ def register(app: typer.Typer) -> None:
                 name: (None if v is None else {"x": v["x"], "y": v["y"]}) for name, v in result.keypoints_dict(0).items()
             },
             "backend": model.backend,
+            "pixel_m": None if chip.pixel_m is None else round(chip.pixel_m, 3),
+            "warnings": [],
         }
         warning = pixel_size_warning(chip.pixel_m, model.config.pixel_m)
         if warning is not None:
             logger.warning("%s: %s", chip_path, warning)
-            summary["warnings"] = [warning]
+            summary["warnings"].append(warning)
         if png is not None:
             try:
                 draw_heading_png(chip, result, 0, png)
@@ -300,7 +302,7 @@ def register(app: typer.Typer) -> None:
             raise typer.Exit(code=2) from error
         finally:
             if created and run_dir.is_dir() and not (run_dir / "last.pt").exists():
-                shutil.rmtree(run_dir)  # a run that failed before its first checkpoint leaves nothing behind
+                shutil.rmtree(run_dir, ignore_errors=True)  # a run that failed before its first checkpoint leaves nothing
         summary = {"run_dir": str(run_dir), "epochs_done": len(history), "last": history[-1] if history else None}
         if export is not None:
             summary["weights"] = export_and_calibrate(run_dir / "last.pt", export)
