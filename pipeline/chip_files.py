@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import io
 from contextlib import nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +35,7 @@ from pipeline.chips import chip_grid_problem, grid_north_deg, ground_pixel_m
 from vesselwatch.errors import InputError
 
 __all__ = ["ChipFile", "ChipFormatError", "MAX_NODATA_SHARE", "MIN_EDGE_PX", "PIXEL_SIZE_TOLERANCE", "centre_nodata_share",
-           "pixel_size_warning", "read_chip_file"]
+           "chip_warnings", "pixel_size_warning", "read_chip_file"]
 
 PNG_MAGIC, JPEG_MAGIC = b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff"
 TIFF_MAGICS = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
@@ -80,6 +80,13 @@ def centre_nodata_share(nodata: np.ndarray, size: int = 64) -> float:
     return float(centre.mean()) if centre.size else 0.0
 
 
+def chip_warnings(chip: Any, model_pixel_m: float) -> list[str]:
+    """Every warning an answer for ``chip`` (a :class:`ChipFile`, or anything with ``warnings`` and ``pixel_m``) carries."""
+    found = list(getattr(chip, "warnings", []))
+    pixel = pixel_size_warning(getattr(chip, "pixel_m", None), model_pixel_m)
+    return found + ([pixel] if pixel is not None else [])
+
+
 class ChipFormatError(InputError):
     """The bytes are neither a picture nor a raster this reader takes (HTTP 415 in the API)."""
 
@@ -105,6 +112,9 @@ class ChipFile:
     pixel_m : float or None
         Ground size of a pixel at the chip's centre, metres (mean of across and down); None
         without georeferencing.
+    warnings : list of str
+        What the reader could not use and the answer should be read with (e.g. ground control
+        points instead of a transform).
     """
 
     data: np.ndarray
@@ -115,6 +125,7 @@ class ChipFile:
     grid_north_deg: float = 0.0
     nodata_pixels: int = 0
     pixel_m: float | None = None
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def georeferenced(self) -> bool:
@@ -247,6 +258,7 @@ def _read_raster(source: Path | bytes, max_edge_px: int | None):
                     names, keep = _band_names(dataset.count, dataset.descriptions, tuple(colours))
                     masked = dataset.read(masked=True)
                 transform, crs = dataset.transform, dataset.crs
+                gcp_count = len(dataset.gcps[0])
     except RasterioError as error:
         detail = "not a readable (Geo)TIFF or JPEG 2000" if isinstance(source, bytes) else error  # bytes: no /vsimem path
         raise InputError(f"raster could not be read: {detail}") from error
@@ -254,7 +266,7 @@ def _read_raster(source: Path | bytes, max_edge_px: int | None):
     raw = np.ma.getdata(masked)
     data = _to_reflectance(raw, ~nodata)
     data[nodata] = np.nan
-    return data, names, transform, crs
+    return data, names, transform, crs, gcp_count
 
 
 def read_chip_file(source: Path | bytes, *, max_edge_px: int | None = None) -> ChipFile:
@@ -292,7 +304,7 @@ def read_chip_file(source: Path | bytes, *, max_edge_px: int | None = None) -> C
         return ChipFile(planes, list(_RGB), kind)
     if isinstance(source, bytes) and head[:4] not in TIFF_MAGICS and not head.startswith(JP2_MAGICS):
         raise ChipFormatError("neither PNG, JPEG, (Geo)TIFF nor JPEG 2000")
-    data, names, transform, crs = _read_raster(source, max_edge_px)
+    data, names, transform, crs, gcp_count = _read_raster(source, max_edge_px)
     if len(names) == 1:  # one band: a grey picture, every visible plane the same, no NIR
         data, names = np.repeat(data, 3, axis=0), list(_RGB)
     holes = ~np.isfinite(data).all(axis=0)
@@ -307,6 +319,10 @@ def read_chip_file(source: Path | bytes, *, max_edge_px: int | None = None) -> C
     kind = "jpeg2000" if head.startswith(JP2_MAGICS) else "geotiff"
     chip = ChipFile(data, names, kind, nodata_pixels=int(holes.sum()))
     if crs is None or transform.is_identity:
+        if gcp_count:
+            chip.warnings.append(f"georeferenced by {gcp_count} ground control points only: the heading is in the "
+                                 "image grid with up taken as north; warp the chip (e.g. gdalwarp -t_srs EPSG:326NN "
+                                 "-tr 10 10) for a true bearing")
         return chip  # pixels only: grid up is taken as north
     height, width = data.shape[1:]
     problem = chip_grid_problem(transform, crs, height, width)

@@ -246,3 +246,21 @@ def test_band_descriptions_other_tools_write_name_the_bands():
     assert _band_names(4, ("Band 1", "Band 2", "Band 3", "Band 4"))[0] == ["B02", "B03", "B04", "B08"]
     # Two bands claiming one name are not trusted either.
     assert _band_names(3, ("red", "B04", "blue"))[0] == ["B04", "B03", "B02"]
+
+
+def test_a_chip_with_ground_control_points_only_says_its_heading_is_in_the_grid(tmp_path, chip):
+    from rasterio.control import GroundControlPoint
+
+    data, _ = chip
+    path = tmp_path / "gcps.tif"
+    gcps = [GroundControlPoint(row, col, 600000.0 + 10 * col, 5800000.0 - 10 * row)
+            for row, col in ((0, 0), (0, 127), (127, 0), (127, 127))]
+    profile = dict(driver="GTiff", width=128, height=128, count=4, dtype="float32", gcps=gcps, crs="EPSG:32631")
+    with rasterio.open(path, "w", **profile) as dst:
+        dst.write(data)
+    result = _heading(path)
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout)
+    assert out["georeferenced"] is False and out["pixel_m"] is None
+    (warning,) = out["warnings"]
+    assert "4 ground control points" in warning and "gdalwarp" in warning

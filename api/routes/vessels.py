@@ -165,7 +165,7 @@ def heading(
         raise Problem(413, f"file larger than {settings.api_max_upload_bytes} bytes",
                       invalid_params=[("file", "too large")])
     chip = decode_chip(content)
-    from pipeline.chip_files import pixel_size_warning
+    from pipeline.chip_files import chip_warnings
     from pipeline.heading import MAX_WAKE_LAND_SHARE, estimate_headings
     from pipeline.motion import measure_motion
 
@@ -197,6 +197,6 @@ def heading(
         format=chip.format,
         bands=chip.band_names,
         pixel_m=chip.pixel_m,
-        warnings=[w for w in [pixel_size_warning(chip.pixel_m, model.config.pixel_m)] if w is not None],
+        warnings=chip_warnings(chip, model.config.pixel_m),
     )
 

@@ -48,7 +48,7 @@ def read_chip(path: Path):
         logger.warning("%s: %d nodata pixels filled with their band's median", path, chip.nodata_pixels)
     return SimpleNamespace(data=chip.data, band_names=chip.band_names, crs=chip.crs, grid_north_deg=chip.grid_north_deg,
                            transform=chip.transform if chip.georeferenced else Affine.identity(),
-                           georeferenced=chip.georeferenced, pixel_m=chip.pixel_m)
+                           georeferenced=chip.georeferenced, pixel_m=chip.pixel_m, warnings=chip.warnings)
 
 
 def network_shape(
@@ -160,7 +160,7 @@ def register(app: typer.Typer) -> None:
         ``heading_deg`` is a true bearing for georeferenced GeoTIFF / JPEG 2000 chips; for PNGs grid up is
         taken as north (``georeferenced: false``).
         """
-        from pipeline.chip_files import pixel_size_warning
+        from pipeline.chip_files import chip_warnings
         from pipeline.heading import MAX_WAKE_LAND_SHARE, estimate_headings, load_heading_model
         from pipeline.motion import measure_motion
 
@@ -194,12 +194,10 @@ def register(app: typer.Typer) -> None:
             },
             "backend": model.backend,
             "pixel_m": None if chip.pixel_m is None else round(chip.pixel_m, 3),
-            "warnings": [],
+            "warnings": chip_warnings(chip, model.config.pixel_m),
         }
-        warning = pixel_size_warning(chip.pixel_m, model.config.pixel_m)
-        if warning is not None:
+        for warning in summary["warnings"]:
             logger.warning("%s: %s", chip_path, warning)
-            summary["warnings"].append(warning)
         if png is not None:
             try:
                 draw_heading_png(chip, result, 0, png)
