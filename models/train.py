@@ -45,8 +45,12 @@ class CheckpointMismatch(ValueError):
 
 
 def checkpoint_preprocess(checkpoint: Path) -> PreprocessConfig:
-    """The preprocessing, network shape included, that a training checkpoint (``last.pt``) was saved with."""
-    state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    """The preprocessing, network shape included, that a training checkpoint (``last.pt``) was saved with.
+
+    The tensors are memory-mapped, not read: only the small config is looked at (``train`` reads the
+    whole checkpoint once, when it resumes).
+    """
+    state = torch.load(checkpoint, map_location="cpu", weights_only=False, mmap=True)
     return PreprocessConfig.from_dict(state["config"]["preprocess"])
 
 
