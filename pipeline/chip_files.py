@@ -13,7 +13,8 @@ Pictures (PNG, JPEG)
     otherwise by their declared colours when those are red, green and blue; a declared alpha band
     is the transparency mask (0 or NaN: a hole), except the alpha GDAL declares for band 4 of every
     8-bit 4-band TIFF when it holds an image (not only 0 and 255), which is data; otherwise one
-    band is a grey picture, three an RGB picture, four or more B02 B03 B04 B08 (and extras). Integer data: 8-bit / 255, else Sentinel-2 digital numbers / 10000 (or / 65535 for
+    band is a grey picture, three an RGB picture, four or more B02 B03 B04 B08 (and extras).
+    Integer data: 8-bit / 255, else Sentinel-2 digital numbers / 10000 (or / 65535 for
     full-range exports above 20000), judged on the valid pixels. Declared nodata and NaN pixels are
     filled with their band's median, unless they cover more than ``MAX_NODATA_SHARE`` of the centre.
     A CRS with a non-identity transform makes the chip georeferenced: it must then be north-up with
@@ -243,11 +244,11 @@ def _read_raster(source: Path | bytes, max_edge_px: int | None):
                 if dataset.count > MAX_BANDS:
                     raise InputError(f"raster has {dataset.count} bands; at most {MAX_BANDS}")
                 colours = [c.name.lower() for c in dataset.colorinterp]
-                if "alpha" in colours:
-                    every = dataset.read()
-                    if _image_in_default_alpha(every, colours):
-                        colours[3] = "undefined"
-                    names, keep = _band_names(dataset.count, dataset.descriptions, tuple(colours))
+                every = dataset.read() if "alpha" in colours else None
+                if every is not None and _image_in_default_alpha(every, colours):
+                    colours[3] = "undefined"
+                names, keep = _band_names(dataset.count, dataset.descriptions, tuple(colours))
+                if every is not None:
                     # Holes by hand: GDAL masks with alpha only in some layouts, and would with a demoted one.
                     kept = every[keep]
                     holes = kept == dataset.nodata if dataset.nodata is not None else np.zeros(kept.shape, bool)
@@ -255,7 +256,6 @@ def _read_raster(source: Path | bytes, max_edge_px: int | None):
                         holes |= ((every[i] == 0) | ~np.isfinite(every[i]))[None]
                     masked = np.ma.MaskedArray(kept, mask=holes)
                 else:
-                    names, keep = _band_names(dataset.count, dataset.descriptions, tuple(colours))
                     masked = dataset.read(masked=True)
                 transform, crs = dataset.transform, dataset.crs
                 gcp_count = len(dataset.gcps[0])
