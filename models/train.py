@@ -240,6 +240,7 @@ def _write_metrics(run_dir: Path, history: Sequence[dict]) -> None:
 
 def _save_checkpoint(path: Path, model, ema, optimizer, config: TrainConfig, epoch: int, batch: int, step: int,
                      history: list[dict]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)  # made at the first checkpoint: a run that fails before leaves nothing
     tmp = path.with_suffix(".tmp")
     torch.save(
         {
@@ -258,7 +259,6 @@ def train(config: TrainConfig, *, resume: bool = True) -> list[dict]:
         torch.set_num_threads(config.threads)
     device = _device()
     run_dir = Path(config.run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
     pre = config.preprocess
     model = create_model(pre.architecture, len(pre.bands), pre.input_size, pre.output_stride, pre.fine_channels,
                          pre.head, pre.detail_channels).to(device)

@@ -6,7 +6,6 @@ import json
 import logging
 import math
 import pickle
-import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Optional
 
@@ -289,7 +288,6 @@ def register(app: typer.Typer) -> None:
             raise typer.Exit(code=2)
         if not resume and (run_dir / "last.pt").exists():  # only once every input has been checked
             (run_dir / "last.pt").unlink()
-        created = not run_dir.exists()
         try:
             history = train(config, resume=resume)
         except CheckpointMismatch as error:
@@ -298,9 +296,6 @@ def register(app: typer.Typer) -> None:
         except VesselwatchError as error:  # an unreadable --shipwakes directory, say
             typer.echo(f"vesselwatch train-heading: {error}", err=True)
             raise typer.Exit(code=2) from error
-        finally:
-            if created and run_dir.is_dir() and not (run_dir / "last.pt").exists():
-                shutil.rmtree(run_dir, ignore_errors=True)  # a run that failed before its first checkpoint leaves nothing
         summary = {"run_dir": str(run_dir), "epochs_done": len(history), "last": history[-1] if history else None}
         if export is not None:
             summary["weights"] = export_and_calibrate(run_dir / "last.pt", export)
