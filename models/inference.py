@@ -30,7 +30,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from models.network import WakeKeypointNet, create_model
+from models.network import WakeKeypointNet, create_model_for
 from models.preprocess import PreprocessConfig, prepare_batch, zoom_crop_px
 from vesselwatch.errors import InputError, ProductError
 
@@ -140,8 +140,7 @@ def load_heading_model(
         raise ProductError(json_path, "preprocessing config missing next to the weights")
     try:
         config = PreprocessConfig.from_json(json_path)
-        network = create_model(config.architecture, len(config.bands), config.input_size, config.output_stride,
-                               config.fine_channels, config.head, config.detail_channels)
+        network = create_model_for(config)
     except (ValueError, TypeError, KeyError, AttributeError, RuntimeError) as exc:
         raise ProductError(json_path, f"not a usable preprocessing config: {exc}") from exc
     try:

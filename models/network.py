@@ -34,7 +34,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-__all__ = ["WakeKeypointNet", "adapt_state_dict", "check_head", "create_model", "keypoint_loss", "heading_from_keypoints_deg"]
+__all__ = ["WakeKeypointNet", "adapt_state_dict", "check_head", "create_model", "create_model_for", "keypoint_loss",
+           "heading_from_keypoints_deg"]
 
 NUM_KEYPOINTS = 4
 HEADS = ("grid", "centre")
@@ -189,6 +190,13 @@ def create_model(
     """Build the network (random initialisation; load a state_dict for trained weights)."""
     return WakeKeypointNet(architecture, in_chans=in_chans, input_size=input_size, output_stride=output_stride,
                            fine_channels=fine_channels, head=head, detail_channels=detail_channels)
+
+
+def create_model_for(config) -> WakeKeypointNet:
+    """The network a :class:`models.preprocess.PreprocessConfig` describes (its architecture, bands,
+    input size, output stride, branches and head), randomly initialised."""
+    return create_model(config.architecture, len(config.bands), config.input_size, config.output_stride,
+                        config.fine_channels, config.head, config.detail_channels)
 
 
 def adapt_state_dict(state: dict[str, torch.Tensor], model: WakeKeypointNet) -> dict[str, torch.Tensor]:

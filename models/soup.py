@@ -18,13 +18,12 @@ import torch
 
 from models.inference import config_path_for
 from models.preprocess import PreprocessConfig
-from models.train import weights_record
+from models.train import NETWORK_FIELDS, weights_record
 
 __all__ = ["average_state_dicts", "average_weights"]
 
 #: Preprocessing fields that must agree for weights to be averaged (the network and what it reads).
-_MUST_MATCH = ("architecture", "bands", "fallback_band", "input_size", "normalization", "eps", "keypoint_names", "output_stride",
-               "fine_channels", "head", "detail_channels")
+_MUST_MATCH = NETWORK_FIELDS + ("fallback_band", "normalization", "eps", "keypoint_names")
 
 
 def average_state_dicts(states: Sequence[Mapping[str, torch.Tensor]]) -> dict[str, torch.Tensor]:

@@ -23,7 +23,7 @@ import torch
 from tqdm import tqdm
 
 from models.metrics import angular_error_deg, summarize_errors
-from models.network import adapt_state_dict, create_model, heading_from_keypoints_deg, keypoint_loss
+from models.network import adapt_state_dict, create_model_for, heading_from_keypoints_deg, keypoint_loss
 from models.preprocess import PreprocessConfig, prepare_batch
 from models.wake_chips import BAND_NAMES, FAINT_RANGES, TRAIN_RANGES, ChipRanges, dihedral_transform, draw_chips
 
@@ -260,8 +260,7 @@ def train(config: TrainConfig, *, resume: bool = True) -> list[dict]:
     device = _device()
     run_dir = Path(config.run_dir)
     pre = config.preprocess
-    model = create_model(pre.architecture, len(pre.bands), pre.input_size, pre.output_stride, pre.fine_channels,
-                         pre.head, pre.detail_channels).to(device)
+    model = create_model_for(pre).to(device)
     model = model.to(memory_format=torch.channels_last)
     last = run_dir / "last.pt"
     resuming = resume and last.exists()
