@@ -325,11 +325,15 @@ def read_chip_file(source: Path | bytes, *, max_edge_px: int | None = None) -> C
                                  "-tr 10 10) for a true bearing")
         return chip  # pixels only: grid up is taken as north
     height, width = data.shape[1:]
-    problem = chip_grid_problem(transform, crs, height, width)
+    try:
+        sides = ground_pixel_m(transform, crs, height, width)
+    except ValueError as error:
+        raise InputError(str(error)) from error
+    problem = chip_grid_problem(transform, crs, height, width, sides)
     if problem is not None:
         raise InputError(problem)
     cx, cy = transform @ (width / 2.0, height / 2.0)
     chip.transform, chip.crs = transform, crs
-    chip.pixel_m = float(np.mean(ground_pixel_m(transform, crs, height, width)))
+    chip.pixel_m = round(float(np.mean(sides)), 3)  # mm: what the CLI and the API both print
     chip.grid_north_deg = float(grid_north_deg(crs, np.array([cx]), np.array([cy]))[0])
     return chip

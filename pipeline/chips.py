@@ -66,7 +66,8 @@ class Chip:
 MAX_PIXEL_ASPECT = 1.1
 
 
-def chip_grid_problem(transform: Affine, crs: CRS | object, height: int, width: int) -> str | None:
+def chip_grid_problem(transform: Affine, crs: CRS | object, height: int, width: int,
+                      sides: tuple[float, float] | None = None) -> str | None:
     """Why a georeferenced chip's pixel grid cannot give a true bearing as ``grid + grid_north_deg``, or None.
 
     The heading model works in the chip's pixel grid and assumes square pixels with rows running
@@ -82,6 +83,9 @@ def chip_grid_problem(transform: Affine, crs: CRS | object, height: int, width: 
         The chip's CRS (projected or geographic).
     height, width : int
         Chip size, pixels.
+    sides : (float, float), optional
+        The centre pixel's ``(across, down)`` metres when the caller has :func:`ground_pixel_m`
+        already; computed here otherwise.
 
     Returns
     -------
@@ -94,7 +98,7 @@ def chip_grid_problem(transform: Affine, crs: CRS | object, height: int, width: 
         return (f"transform is rotated or flipped (a={a:g}, b={b:g}, d={d:g}, e={e:g}); "
                 "warp the chip north-up first (e.g. gdalwarp)")
     try:
-        across, down = ground_pixel_m(transform, crs, height, width)
+        across, down = sides if sides is not None else ground_pixel_m(transform, crs, height, width)
     except ValueError as error:
         return str(error)
     if max(across, down) / min(across, down) > MAX_PIXEL_ASPECT:

@@ -192,7 +192,7 @@ def register(app: typer.Typer) -> None:
                 name: (None if v is None else {"x": v["x"], "y": v["y"]}) for name, v in result.keypoints_dict(0).items()
             },
             "backend": model.backend,
-            "pixel_m": None if chip.pixel_m is None else round(chip.pixel_m, 3),
+            "pixel_m": chip.pixel_m,
             "warnings": chip_warnings(chip, model.config.pixel_m),
         }
         for warning in summary["warnings"]:
