@@ -83,9 +83,8 @@ def centre_nodata_share(nodata: np.ndarray, size: int = 64) -> float:
 
 def chip_warnings(chip: Any, model_pixel_m: float) -> list[str]:
     """Every warning an answer for ``chip`` (a :class:`ChipFile`, or anything with ``warnings`` and ``pixel_m``) carries."""
-    found = list(getattr(chip, "warnings", []))
-    pixel = pixel_size_warning(getattr(chip, "pixel_m", None), model_pixel_m)
-    return found + ([pixel] if pixel is not None else [])
+    pixel = pixel_size_warning(chip.pixel_m, model_pixel_m)
+    return list(chip.warnings) + ([pixel] if pixel is not None else [])
 
 
 class ChipFormatError(InputError):
@@ -166,8 +165,9 @@ def _read_picture(source: Path | bytes, max_edge_px: int | None) -> tuple[np.nda
 _COLOUR_BANDS = {"red": "B04", "green": "B03", "blue": "B02"}
 
 
-def _band_names(count: int, descriptions: tuple, colours: tuple = ()) -> tuple[list[str], list[int]]:
-    """Names of a raster's bands and the 0-based indices of the bands to read.
+def _band_names(count: int, descriptions: tuple, colours: tuple[str, ...] = ()) -> tuple[list[str], list[int]]:
+    """Names of a raster's bands and the 0-based indices of the bands to read (``colours``: lower-case
+    GDAL colour interpretation names, e.g. ``"red"``, ``"alpha"``).
 
     Sentinel-2 descriptions win; else declared colours (an RGB or RGBA picture saved as TIFF: red,
     green and blue are named B04 B03 B02, an alpha band is the mask, not data); else by count.
@@ -175,7 +175,6 @@ def _band_names(count: int, descriptions: tuple, colours: tuple = ()) -> tuple[l
     named = [_s2_name(d) for d in descriptions]
     if named and all(named) and len(set(named)) == len(named):
         return named, list(range(count))
-    colours = tuple(getattr(c, "name", str(c)).lower() for c in colours)
     keep = [i for i in range(count) if not (i < len(colours) and colours[i] == "alpha")]
     if colours and {colours[i] for i in keep} == set(_COLOUR_BANDS) and len(keep) == 3:
         return [_COLOUR_BANDS[colours[i]] for i in keep], keep
