@@ -30,11 +30,12 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
+from models.metrics import keypoint_heading_deg
 from models.network import WakeKeypointNet, create_model_for
 from models.preprocess import PreprocessConfig, prepare_batch, zoom_crop_px
 from vesselwatch.errors import InputError, ProductError
 
-__all__ = ["HeadingModel", "KeypointPrediction", "load_heading_model", "predict_keypoints", "config_path_for"]
+__all__ = ["HeadingModel", "KeypointPrediction", "load_heading_model", "predict_keypoints", "config_path_for", "decode_outputs"]
 
 logger = logging.getLogger(__name__)
 
@@ -173,6 +174,18 @@ def load_heading_model(
     return model
 
 
+def decode_outputs(raw: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Raw network outputs -> ``heading`` (grid, degrees), raw ``sigma`` (degrees, before the
+    calibration factor: ``1 / sqrt(kappa)``) and keypoint ``visibility`` (probabilities; column 1
+    is the wake's). Training's validation and inference read the network through this one decoding.
+    """
+    return {
+        "heading": keypoint_heading_deg(raw["keypoints"]),
+        "sigma": np.degrees(np.exp(-0.5 * raw["log_kappa"].astype(np.float64))),
+        "visibility": _sigmoid(raw["visibility_logits"].astype(np.float64)),
+    }
+
+
 def _outputs_to_prediction(raw: dict[str, np.ndarray], config: PreprocessConfig, offset: tuple[int, int],
                            crop_px: int | None = None) -> dict:
     """Raw network outputs -> keypoints in chip pixels, visibility, heading and raw sigma (degrees).
@@ -182,11 +195,7 @@ def _outputs_to_prediction(raw: dict[str, np.ndarray], config: PreprocessConfig,
     size = config.input_size
     keypoints = (raw["keypoints"].astype(np.float64) + 1.0) * (size / 2.0)  # input pixels
     keypoints = keypoints * ((crop_px or size) / size) + np.array(offset, dtype=np.float64)  # chip pixels
-    visibility = _sigmoid(raw["visibility_logits"].astype(np.float64))
-    d = keypoints[:, 0] - keypoints[:, 1]
-    heading = np.mod(np.degrees(np.arctan2(d[:, 0], -d[:, 1])), 360.0)
-    sigma = np.degrees(np.exp(-0.5 * raw["log_kappa"].astype(np.float64)))
-    return {"keypoints": keypoints, "visibility": visibility, "heading": heading, "sigma": sigma}
+    return {"keypoints": keypoints, **decode_outputs(raw)}
 
 
 def _circular_mean_and_spread_deg(angles_deg: np.ndarray, axis: int = 0) -> tuple[np.ndarray, np.ndarray]:

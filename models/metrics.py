@@ -1,13 +1,31 @@
-"""Heading accuracy metrics (numpy): angular error, within-10° rate, 180° flips, ±2σ coverage."""
+"""Headings and their accuracy (numpy): the heading two keypoints make, angular error, within-10° rate,
+180° flips, ±2σ coverage."""
 
 from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["FLIP_THRESHOLD_DEG", "angular_error_deg", "summarize_errors"]
+__all__ = ["FLIP_THRESHOLD_DEG", "angular_error_deg", "keypoint_heading_deg", "summarize_errors"]
 
 #: An error at least this large counts as a 180° flip (the estimate points within 30° of backwards).
 FLIP_THRESHOLD_DEG = 150.0
+
+
+def keypoint_heading_deg(keypoints: np.ndarray) -> np.ndarray:
+    """Grid heading, degrees clockwise from grid up in [0, 360), from the wake end to the hull.
+
+    ``keypoints`` is ``(..., >= 2, 2)`` ``(x, y)`` with ``y`` down (rows), hull first and wake end
+    second, in any frame that scales both axes alike (chip pixels, or the network's -1..1). NaN
+    where either point is missing.
+
+    Examples
+    --------
+    >>> keypoint_heading_deg(np.array([[[5.0, 1.0], [5.0, 9.0]], [[9.0, 5.0], [1.0, 5.0]]])).tolist()
+    [0.0, 90.0]
+    """
+    d = np.asarray(keypoints, dtype=np.float64)
+    d = d[..., 0, :] - d[..., 1, :]
+    return np.mod(np.degrees(np.arctan2(d[..., 0], -d[..., 1])), 360.0)
 
 
 def angular_error_deg(estimate_deg: np.ndarray, truth_deg: np.ndarray) -> np.ndarray:

@@ -34,8 +34,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-__all__ = ["WakeKeypointNet", "adapt_state_dict", "check_head", "create_model", "create_model_for", "keypoint_loss",
-           "heading_from_keypoints_deg"]
+__all__ = ["WakeKeypointNet", "adapt_state_dict", "check_head", "create_model", "create_model_for", "keypoint_loss"]
 
 NUM_KEYPOINTS = 4
 HEADS = ("grid", "centre")
@@ -240,15 +239,6 @@ def adapt_state_dict(state: dict[str, torch.Tensor], model: WakeKeypointNet) -> 
     grid = weight.reshape(out_features, channels, coarse, coarse)
     grid = grid.repeat_interleave(factor, dim=2).repeat_interleave(factor, dim=3) / (factor * factor)
     return {**state, key: grid.reshape(out_features, -1).contiguous()}
-
-
-def heading_from_keypoints_deg(keypoints: torch.Tensor) -> torch.Tensor:
-    """Grid bearing (degrees clockwise from grid up, [0, 360)) from wake_end to hull.
-
-    ``keypoints`` is ``(..., >=2, 2)`` in any pixel-like frame with y down (rows).
-    """
-    d = keypoints[..., 0, :] - keypoints[..., 1, :]
-    return torch.rad2deg(torch.atan2(d[..., 0], -d[..., 1])) % 360.0
 
 
 def keypoint_loss(

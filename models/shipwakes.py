@@ -17,9 +17,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from models.metrics import keypoint_heading_deg
 from vesselwatch.errors import InputError, ProductError
 
-__all__ = ["ShipWakesSample", "crop_window", "hull_centred_chips", "keypoint_heading_deg", "load_shipwakes", "tooltips_to_keypoints"]
+__all__ = ["ShipWakesSample", "crop_window", "hull_centred_chips", "load_shipwakes", "tooltips_to_keypoints"]
 
 PNG_BAND_NAMES: tuple[str, ...] = ("B04", "B03", "B02")
 
@@ -107,18 +108,6 @@ def crop_window(data: np.ndarray, col0: int, row0: int, size: int) -> np.ndarray
     """
     padded = np.pad(data, ((0, 0), (size, size), (size, size)), mode="reflect")
     return padded[:, row0 + size : row0 + 2 * size, col0 + size : col0 + 2 * size]
-
-
-def keypoint_heading_deg(keypoints: np.ndarray) -> np.ndarray:
-    """Grid heading, degrees clockwise from the image's up, from ``(..., 4, 2)`` pixel keypoints.
-
-    The direction of travel is from the wake end (index 1) to the hull (index 0); pixel ``y``
-    grows downward. NaN where either point is missing.
-    """
-    keypoints = np.asarray(keypoints, dtype=np.float64)
-    dx = keypoints[..., 0, 0] - keypoints[..., 1, 0]
-    dy = keypoints[..., 0, 1] - keypoints[..., 1, 1]
-    return np.mod(np.degrees(np.arctan2(dx, -dy)), 360.0)
 
 
 def hull_centred_chips(samples: list[ShipWakesSample], size: int = 128) -> dict[str, np.ndarray]:

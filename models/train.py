@@ -23,7 +23,8 @@ import torch
 from tqdm import tqdm
 
 from models.metrics import angular_error_deg, summarize_errors
-from models.network import adapt_state_dict, create_model_for, heading_from_keypoints_deg, keypoint_loss
+from models.inference import decode_outputs
+from models.network import adapt_state_dict, create_model_for, keypoint_loss
 from models.preprocess import PreprocessConfig, prepare_batch
 from models.wake_chips import BAND_NAMES, FAINT_RANGES, TRAIN_RANGES, ChipRanges, dihedral_transform, draw_chips
 
@@ -173,13 +174,10 @@ def evaluate_arrays(
     uncertainty_scale: float = 1.0,
 ) -> dict[str, float]:
     """Heading metrics of ``model`` on preprocessed inputs with known grid headings."""
-    raw = predict_raw(model, inputs)
-    heading = heading_from_keypoints_deg(torch.from_numpy(raw["keypoints"])).numpy()
-    sigma = np.degrees(np.exp(-0.5 * raw["log_kappa"])) * uncertainty_scale
-    wake_prob = 1.0 / (1.0 + np.exp(-raw["visibility_logits"][:, 1]))
-    errors = angular_error_deg(heading, truth_heading_deg)[has_wake]
-    out = summarize_errors(errors, sigma[has_wake])
-    out["wake_detection_acc_pct"] = float(100.0 * np.mean((wake_prob > 0.5) == has_wake))
+    decoded = decode_outputs(predict_raw(model, inputs))
+    errors = angular_error_deg(decoded["heading"], truth_heading_deg)[has_wake]
+    out = summarize_errors(errors, decoded["sigma"][has_wake] * uncertainty_scale)
+    out["wake_detection_acc_pct"] = float(100.0 * np.mean((decoded["visibility"][:, 1] > 0.5) == has_wake))
     return out
 
 

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
-from models.network import adapt_state_dict, create_model, heading_from_keypoints_deg, keypoint_loss
+from models.metrics import keypoint_heading_deg
+from models.network import adapt_state_dict, create_model, keypoint_loss
 
 
 @pytest.fixture(scope="module")
@@ -66,8 +68,8 @@ def test_loss_rewards_the_right_direction():
 
 def test_heading_is_the_bearing_from_wake_end_to_hull():
     # Hull above the wake end (smaller y): travelling grid-up, heading 0; to the right: 90.
-    kp = torch.tensor([[[5.0, 1.0], [5.0, 9.0]], [[9.0, 5.0], [1.0, 5.0]], [[1.0, 1.0], [9.0, 9.0]]])
-    torch.testing.assert_close(heading_from_keypoints_deg(kp), torch.tensor([0.0, 90.0, 315.0]))
+    kp = np.array([[[5.0, 1.0], [5.0, 9.0]], [[9.0, 5.0], [1.0, 5.0]], [[1.0, 1.0], [9.0, 9.0]]])
+    np.testing.assert_allclose(keypoint_heading_deg(kp), [0.0, 90.0, 315.0])
 
 
 def test_a_finer_output_stride_keeps_the_backbone_and_spreads_the_head_over_the_finer_cells(model):
@@ -146,7 +148,7 @@ def test_the_centre_head_reads_every_output_where_its_soft_arg_max_puts_the_hull
     torch.testing.assert_close(out["visibility_logits"][0], torch.tensor([5.0, 4.0, -3.0, 2.0]))
     torch.testing.assert_close(out["log_kappa"], torch.tensor([6.0, 6.0]))
     # Wake end straight below the hull (y down): the vessel heads to grid north.
-    assert float(heading_from_keypoints_deg(out["keypoints"][0])) == pytest.approx(0.0, abs=1e-4)
+    assert float(keypoint_heading_deg(out["keypoints"][0].numpy())) == pytest.approx(0.0, abs=1e-4)
 
 
 def test_the_centre_head_starts_from_a_grid_model_s_backbone_and_names_bad_settings(model):
