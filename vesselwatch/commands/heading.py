@@ -47,7 +47,7 @@ def read_chip(path: Path):
         logger.warning("%s: %d nodata pixels filled with their band's median", path, chip.nodata_pixels)
     return SimpleNamespace(data=chip.data, band_names=chip.band_names, crs=chip.crs, grid_north_deg=chip.grid_north_deg,
                            transform=chip.transform if chip.georeferenced else Affine.identity(),
-                           georeferenced=chip.georeferenced, pixel_m=chip.pixel_m, warnings=chip.warnings)
+                           georeferenced=chip.georeferenced, pixel_m=chip.pixel_m, gcp_count=chip.gcp_count)
 
 
 def network_shape(
@@ -401,20 +401,23 @@ def parse_zoom_scales(text: str, option: str = "--zoom-scales") -> tuple[float, 
     Raises
     ------
     InputError
-        When an item is not a number above 1 and at most 4.
+        When an item is not a number, or the zooms are not ones the weights' JSON takes
+        (:class:`models.preprocess.PreprocessConfig` checks them).
     """
+    from models.preprocess import PreprocessConfig
+
     zooms = []
     for item in (part.strip() for part in text.split(",")):
         if not item:
             continue
         try:
-            zoom = float(item)
+            zooms.append(float(item))
         except ValueError as error:
             raise InputError(f"{option} {text!r}: {item!r} is not a number") from error
-        if not 1.0 < zoom <= 4.0:
-            raise InputError(f"{option} {text!r}: each zoom must be above 1 and at most 4, got {item}")
-        zooms.append(zoom)
-    return tuple(zooms)
+    try:
+        return PreprocessConfig(zoom_scales=tuple(zooms)).zoom_scales
+    except ValueError as error:
+        raise InputError(f"{option} {text!r}: {error}") from error
 
 
 def export_and_calibrate(checkpoint: Path, weights_path: Path) -> dict:
