@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import io
 from contextlib import nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -82,9 +82,14 @@ def centre_nodata_share(nodata: np.ndarray, size: int = 64) -> float:
 
 
 def chip_warnings(chip: Any, model_pixel_m: float) -> list[str]:
-    """Every warning an answer for ``chip`` (a :class:`ChipFile`, or anything with ``warnings`` and ``pixel_m``) carries."""
+    """Every warning an answer for ``chip`` (a :class:`ChipFile`, or anything with ``gcp_count`` and ``pixel_m``) carries."""
+    out = []
+    if chip.gcp_count:
+        out.append(f"georeferenced by {chip.gcp_count} ground control points only: the heading is in the image grid "
+                   f"with up taken as north; warp the chip (e.g. gdalwarp -t_srs EPSG:326NN -tr {model_pixel_m:g} "
+                   f"{model_pixel_m:g}) for a true bearing")
     pixel = pixel_size_warning(chip.pixel_m, model_pixel_m)
-    return list(chip.warnings) + ([pixel] if pixel is not None else [])
+    return out + ([pixel] if pixel is not None else [])
 
 
 class ChipFormatError(InputError):
@@ -112,9 +117,9 @@ class ChipFile:
     pixel_m : float or None
         Ground size of a pixel at the chip's centre, metres (mean of across and down); None
         without georeferencing.
-    warnings : list of str
-        What the reader could not use and the answer should be read with (e.g. ground control
-        points instead of a transform).
+    gcp_count : int
+        Ground control points of a chip georeferenced by them only (no transform): the reader does
+        not warp, so the chip stays in its image grid (:func:`chip_warnings` says so).
     """
 
     data: np.ndarray
@@ -125,7 +130,7 @@ class ChipFile:
     grid_north_deg: float = 0.0
     nodata_pixels: int = 0
     pixel_m: float | None = None
-    warnings: list[str] = field(default_factory=list)
+    gcp_count: int = 0
 
     @property
     def georeferenced(self) -> bool:
@@ -318,10 +323,7 @@ def read_chip_file(source: Path | bytes, *, max_edge_px: int | None = None) -> C
     kind = "jpeg2000" if head.startswith(JP2_MAGICS) else "geotiff"
     chip = ChipFile(data, names, kind, nodata_pixels=int(holes.sum()))
     if crs is None or transform.is_identity:
-        if gcp_count:
-            chip.warnings.append(f"georeferenced by {gcp_count} ground control points only: the heading is in the "
-                                 "image grid with up taken as north; warp the chip (e.g. gdalwarp -t_srs EPSG:326NN "
-                                 "-tr 10 10) for a true bearing")
+        chip.gcp_count = gcp_count
         return chip  # pixels only: grid up is taken as north
     height, width = data.shape[1:]
     try:

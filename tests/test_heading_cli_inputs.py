@@ -263,4 +263,13 @@ def test_a_chip_with_ground_control_points_only_says_its_heading_is_in_the_grid(
     out = json.loads(result.stdout)
     assert out["georeferenced"] is False and out["pixel_m"] is None
     (warning,) = out["warnings"]
-    assert "4 ground control points" in warning and "gdalwarp" in warning
+    assert "4 ground control points" in warning and "gdalwarp" in warning and "-tr 10 10" in warning
+
+
+def test_the_ground_control_point_warning_names_the_model_s_pixel_size():
+    from pipeline.chip_files import ChipFile, chip_warnings
+
+    chip = ChipFile(np.zeros((3, 16, 16), np.float32), ["B04", "B03", "B02"], "geotiff", gcp_count=5)
+    (warning,) = chip_warnings(chip, model_pixel_m=20.0)
+    assert "5 ground control points" in warning and "-tr 20 20" in warning
+    assert chip_warnings(ChipFile(chip.data, chip.band_names, "png"), model_pixel_m=20.0) == []
