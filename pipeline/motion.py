@@ -47,7 +47,7 @@ from scipy import ndimage
 
 from geo.angles import axis_difference_deg
 from geo.earth import KNOT_M_S
-from pipeline.water import map_units_per_metre
+from pipeline.chips import ground_pixel_m
 
 __all__ = ["B02_B04_SECONDS", "MIN_SHIFT_PX", "Motion", "hull_axes", "hull_masks", "interband_displacement", "measure_motion"]
 
@@ -269,14 +269,19 @@ def measure_motion(chips: Sequence[Any], *, min_shift_px: float = MIN_SHIFT_PX, 
         measurable = ((shift_px >= min_shift_px) & (shift_px < search_px - 0.05)
                       & (elongation >= MIN_ELONGATION) & (mismatch <= MAX_AXIS_MISMATCH_DEG)
                       & (explained >= MIN_EXPLAINED))
-    # Ground metres per pixel, only where a speed is reported (a projection per chip is slow); no grid,
-    # or degrees (a pixel's metres differ along rows and columns): no speed.
-    metres_per_px = np.full(n, np.nan)
+    # Ground metres of the centre pixel (across, down), the heading chips' own measure, only where a
+    # speed is reported (a projection per chip is slow); no grid, or degrees (the axis would be a
+    # bearing in a grid that is not square on the ground): no speed.
+    pixel_sides_m = np.full((n, 2), np.nan)
     for i in np.flatnonzero(measurable):
         c = chips[i]
         if c.crs is not None and not c.crs.is_geographic:
-            metres_per_px[i] = abs(c.transform.a) / map_units_per_metre(c.crs, c.transform, c.data.shape[2], c.data.shape[1])
-    speed = shift_px * metres_per_px / B02_B04_SECONDS / KNOT_M_S
+            try:
+                pixel_sides_m[i] = ground_pixel_m(c.transform, c.crs, c.data.shape[1], c.data.shape[2])
+            except ValueError:  # a CRS pyproj cannot take to lon/lat: no speed
+                pass
+    ground_shift_m = np.hypot(displacement[:, 1] * pixel_sides_m[:, 0], displacement[:, 0] * pixel_sides_m[:, 1])
+    speed = ground_shift_m / B02_B04_SECONDS / KNOT_M_S
     grid_north = np.array([c.grid_north_deg for c in chips])
     axis = np.where(np.isfinite(speed), (grid_bearing + grid_north) % 180.0, np.nan)
     return Motion(displacement, speed, axis)
