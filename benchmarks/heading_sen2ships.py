@@ -47,11 +47,10 @@ from scipy import ndimage
 
 from geo.angles import axis_difference_deg
 from geo.earth import KNOT_M_S
-from pipeline.chips import cut_chips, detect_and_cut
+from pipeline.chips import cut_chips, detect_and_cut, ground_pixel_m
 from pipeline.heading import HeadingResults, estimate_headings, load_heading_model
 from pipeline.ingest import open_scene
 from pipeline.motion import B02_B04_SECONDS, hull_axes, interband_displacement, measure_motion
-from pipeline.water import map_units_per_metre
 from vesselwatch.settings import Settings
 
 PORTS = ("busan", "cartagena", "casablanca", "honolulu")
@@ -109,7 +108,7 @@ def main() -> None:
     logging.getLogger("rasterio").setLevel(logging.ERROR)  # the Web Mercator GeoTIFF keys warn on every open
 
     model = load_heading_model(args.weights)
-    chips, axis, elongation, ports, shifts, green_shifts, ground_px_m = [], [], [], [], [], [], []
+    chips, axis, elongation, ports, shifts, green_shifts, pixel_sides_m = [], [], [], [], [], [], []
     pipeline_rows = []
     for port in PORTS:
         port_dir = args.data / port
@@ -134,8 +133,7 @@ def main() -> None:
                              for chip, mask in zip(port_chips, masks)])
         shifts += interband_displacement(stack[:, 0], stack[:, 2], labelled)[0].tolist()
         green_shifts += interband_displacement(stack[:, 0], stack[:, 1], labelled)[0].tolist()
-        ground_px_m += [abs(chip.transform.a) / map_units_per_metre(chip.crs, chip.transform, 128, 128)
-                        for chip in port_chips]
+        pixel_sides_m += [ground_pixel_m(chip.transform, chip.crs, *chip.data.shape[1:]) for chip in port_chips]
         axis += found[:, 2].tolist()
         elongation += found[:, 3].tolist()
         ports += [port] * len(found)
@@ -173,7 +171,8 @@ def main() -> None:
     shifts = np.array(shifts)
     shift_px = np.hypot(shifts[:, 0], shifts[:, 1])
     shift_bearing = np.degrees(np.arctan2(shifts[:, 1], -shifts[:, 0])) % 360.0
-    speed_kn = shift_px * np.array(ground_px_m) / B02_B04_SECONDS / KNOT_M_S
+    sides = np.array(pixel_sides_m)  # (across, down) metres, as pipeline.motion measures them
+    speed_kn = np.hypot(shifts[:, 1] * sides[:, 0], shifts[:, 0] * sides[:, 1]) / B02_B04_SECONDS / KNOT_M_S
     groups = {
         "heading reported": ~default.ambiguous,
         "heading withdrawn, wake on land (moored)": default.wake_on_land,
