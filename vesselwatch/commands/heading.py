@@ -401,8 +401,9 @@ def parse_zoom_scales(text: str, option: str = "--zoom-scales") -> tuple[float, 
     Raises
     ------
     InputError
-        When an item is not a number, or the zooms are not ones the weights' JSON takes
-        (:class:`models.preprocess.PreprocessConfig` checks them).
+        When an item is not a number, or :class:`models.preprocess.PreprocessConfig` refuses the
+        zooms (range, duplicates, a zoom that crops nothing at its default 64 px input; the
+        weights' own input size is checked again when they are written).
     """
     from models.preprocess import PreprocessConfig
 
@@ -417,7 +418,7 @@ def parse_zoom_scales(text: str, option: str = "--zoom-scales") -> tuple[float, 
     try:
         return PreprocessConfig(zoom_scales=tuple(zooms)).zoom_scales
     except ValueError as error:
-        raise InputError(f"{option} {text!r}: {error}") from error
+        raise InputError(f"{option} {text!r}: {str(error).removeprefix('zoom_scales: ')}") from error
 
 
 def export_and_calibrate(checkpoint: Path, weights_path: Path) -> dict:
