@@ -69,7 +69,12 @@ def pixel_size_warning(pixel_m: float | None, model_pixel_m: float, tolerance: f
         return None
     return (f"pixels are {pixel_m:.1f} m on the ground; the heading model was trained on {model_pixel_m:g} m "
             f"pixels, so treat this heading with care (resample the chip to {model_pixel_m:g} m in a projected CRS, "
-            f"e.g. gdalwarp -t_srs EPSG:326NN -tr {model_pixel_m:g} {model_pixel_m:g})")
+            f"e.g. {_warp_command(model_pixel_m)})")
+
+
+def _warp_command(model_pixel_m: float) -> str:
+    """The gdalwarp call the warnings suggest: a projected CRS at the model's pixel size (metres)."""
+    return f"gdalwarp -t_srs EPSG:326NN -tr {model_pixel_m:g} {model_pixel_m:g}"
 
 
 def centre_nodata_share(nodata: np.ndarray, size: int = 64) -> float:
@@ -86,8 +91,7 @@ def chip_warnings(chip: Any, model_pixel_m: float) -> list[str]:
     out = []
     if chip.gcp_count:
         out.append(f"georeferenced by {chip.gcp_count} ground control points only: the heading is in the image grid "
-                   f"with up taken as north; warp the chip (e.g. gdalwarp -t_srs EPSG:326NN -tr {model_pixel_m:g} "
-                   f"{model_pixel_m:g}) for a true bearing")
+                   f"with up taken as north; warp the chip (e.g. {_warp_command(model_pixel_m)}) for a true bearing")
     pixel = pixel_size_warning(chip.pixel_m, model_pixel_m)
     return out + ([pixel] if pixel is not None else [])
 
