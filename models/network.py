@@ -248,8 +248,15 @@ def keypoint_loss(
     *,
     angle_weight: float = 1.0,
     kappa_weight: float = 0.05,
+    wakeless_kappa_weight: float = 0.0,
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """Training loss that ignores absent keypoints.
+
+    The heading's von Mises concentration ``kappa`` is fitted on the chips with a wake. On chips
+    with a hull and no wake there is no direction to learn; ``wakeless_kappa_weight`` pulls their
+    ``kappa`` toward 0 (large sigma: the heading is flagged ambiguous) with ``mean log1p(kappa)``,
+    which falls with ``kappa`` like the uniform direction's NLL ``log I0(kappa)`` but pulls with
+    less than unit force on ``log kappa`` (an over-confident chip does not swamp the other terms).
 
     Parameters
     ----------
@@ -290,13 +297,17 @@ def keypoint_loss(
     # von Mises negative log-likelihood of the (detached) angular error; log I0(k) = log(i0e(k)) + k.
     nll = -kappa * cos_err.detach() + torch.log(torch.special.i0e(kappa)) + kappa + 0.5 * math.log(2 * math.pi)
     kappa_loss = (nll * wake).sum() / wake.sum().clamp(min=1)
+    wakeless = visible[:, 0] & ~visible[:, 1]
+    wakeless_kappa_loss = (torch.log1p(kappa) * wakeless).sum() / wakeless.sum().clamp(min=1)
 
-    loss = hull_loss + offset_loss + visibility_loss + angle_weight * angle_loss + kappa_weight * kappa_loss
+    loss = (hull_loss + offset_loss + visibility_loss + angle_weight * angle_loss + kappa_weight * kappa_loss
+            + wakeless_kappa_weight * wakeless_kappa_loss)
     parts = {
         "hull": float(hull_loss.detach()),
         "offset": float(offset_loss.detach()),
         "visibility": float(visibility_loss.detach()),
         "angle": float(angle_loss.detach()),
         "kappa": float(kappa_loss.detach()),
+        "wakeless_kappa": float(wakeless_kappa_loss.detach()),
     }
     return loss, parts

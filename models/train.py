@@ -25,8 +25,10 @@ from tqdm import tqdm
 from models.metrics import angular_error_deg, summarize_errors
 from models.inference import decode_outputs
 from models.network import adapt_state_dict, create_model_for, keypoint_loss
-from models.preprocess import PreprocessConfig, prepare_batch
-from models.wake_chips import BAND_NAMES, FAINT_RANGES, TRAIN_RANGES, ChipRanges, dihedral_transform, draw_chips
+from models.preprocess import PreprocessConfig, prepare_batch, zoom_crop_px
+from models.wake_chips import (
+    BAND_NAMES, FAINT_RANGES, TRAIN_RANGES, ChipRanges, clip_keypoints_to_chip, dihedral_transform, draw_chips,
+)
 
 __all__ = [
     "TrainConfig", "train", "evaluate_arrays", "export_weights", "predict_raw", "weights_record", "checkpoint_preprocess",
@@ -79,10 +81,20 @@ class TrainConfig:
     ranges: ChipRanges = TRAIN_RANGES
     faint_fraction: float = 0.0  # share of each synthetic batch drawn from faint_ranges instead
     faint_ranges: ChipRanges = FAINT_RANGES
+    zoom_fraction: float = 0.0  # share of each synthetic batch shown zoomed, as multi-scale inference shows it
+    zoom_scales: tuple[float, ...] = (1.25, 1.5)
+    wakeless_kappa_weight: float = 0.0  # keypoint_loss: pull of kappa toward 0 on chips without a wake
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.faint_fraction < 1.0:
             raise ValueError(f"faint_fraction: expected a share in [0, 1), got {self.faint_fraction}")
+        if not 0.0 <= self.zoom_fraction <= 1.0:
+            raise ValueError(f"zoom_fraction: expected a share in [0, 1], got {self.zoom_fraction}")
+        self.zoom_scales = tuple(float(z) for z in self.zoom_scales)
+        if self.zoom_fraction and (not self.zoom_scales or any(not z > 1.0 for z in self.zoom_scales)):
+            raise ValueError(f"zoom_scales: expected zooms above 1 with zoom_fraction > 0, got {self.zoom_scales}")
+        if self.wakeless_kappa_weight < 0:
+            raise ValueError(f"wakeless_kappa_weight: expected >= 0, got {self.wakeless_kappa_weight}")
 
     def to_dict(self) -> dict:
         out = asdict(self)
@@ -103,10 +115,12 @@ def _normalise_keypoints(keypoints_px: np.ndarray, size: int) -> np.ndarray:
 def synthetic_batch(
     seed: int, epoch: int, index: int, count: int, ranges: ChipRanges, preprocess: PreprocessConfig,
     *, faint_count: int = 0, faint_ranges: ChipRanges = FAINT_RANGES,
+    zoom_fraction: float = 0.0, zoom_scales: Sequence[float] = (1.25, 1.5),
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """One deterministic training batch: inputs ``(N, C, S, S)``, keypoints ``(N, 4, 2)`` normalised, visibility.
 
     ``faint_count`` of the ``count`` chips come from ``faint_ranges`` (the rest from ``ranges``).
+    About ``zoom_fraction`` of them are shown zoomed (:func:`zoom_views`).
     """
     if not 0 <= faint_count <= count:
         raise ValueError(f"faint_count: expected 0..{count}, got {faint_count}")
@@ -121,7 +135,42 @@ def synthetic_batch(
     for i, k in enumerate(rng.integers(0, 8, size=count)):
         data[i], keypoints[i] = dihedral_transform(data[i], keypoints[i], int(k))
     inputs, _ = prepare_batch(data, BAND_NAMES, preprocess)
-    return inputs, _normalise_keypoints(keypoints, preprocess.input_size), chips["visible"]
+    visible = chips["visible"]
+    if zoom_fraction:
+        rng = np.random.default_rng([seed, epoch, index, 7])
+        chosen = rng.random(count) < zoom_fraction
+        inputs, keypoints, visible = zoom_views(data, keypoints, visible, inputs, preprocess,
+                                                np.where(chosen, rng.integers(0, len(zoom_scales), size=count), -1),
+                                                zoom_scales)
+    return inputs, _normalise_keypoints(keypoints, preprocess.input_size).astype(chips["keypoints"].dtype), visible
+
+
+def zoom_views(
+    data: np.ndarray, keypoints: np.ndarray, visible: np.ndarray, inputs: np.ndarray, preprocess: PreprocessConfig,
+    scale_index: np.ndarray, zoom_scales: Sequence[float],
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Replace chips' network inputs by zoomed views, as multi-scale inference makes them.
+
+    Chip ``i`` (``(N, bands, S, S)`` reflectance, ``S`` the input size) with ``scale_index[i] >= 0``
+    is shown as its centre :func:`models.preprocess.zoom_crop_px` px resampled to ``S``
+    (``zoom_scales[scale_index[i]]``); its pixel keypoints ``(N, 4, 2)`` are mapped likewise and
+    clipped to the view like the generator's. A chip whose hull would fall within 2 px of the view's
+    edge (or outside) stays as it is. Returns new inputs, pixel keypoints and visibility.
+    """
+    size = preprocess.input_size
+    inputs, keypoints, visible = inputs.copy(), keypoints.astype(np.float64, copy=True), visible.copy()
+    for j, zoom in enumerate(zoom_scales):
+        chosen = np.flatnonzero(scale_index == j)
+        if chosen.size == 0:
+            continue
+        zoomed, offset = prepare_batch(data[chosen], BAND_NAMES, preprocess, zoom=zoom)
+        mapped = (keypoints[chosen] - np.array(offset, dtype=np.float64)) * (size / zoom_crop_px(size, zoom))
+        inside = np.all((mapped[:, 0] >= 2) & (mapped[:, 0] <= size - 2), axis=-1)
+        chosen, mapped = chosen[inside], clip_keypoints_to_chip(mapped[inside], size)
+        inputs[chosen] = zoomed[inside]
+        keypoints[chosen] = mapped
+        visible[chosen] = np.all(np.isfinite(mapped), axis=-1) & visible[chosen]
+    return inputs, keypoints, visible
 
 
 def shipwakes_arrays(root: Path, preprocess: PreprocessConfig) -> tuple[np.ndarray, np.ndarray, list]:
@@ -303,6 +352,7 @@ def train(config: TrainConfig, *, resume: bool = True) -> list[dict]:
             x, kp, vis = synthetic_batch(
                 config.seed, epoch, batch, n_synthetic, config.ranges, pre,
                 faint_count=int(round(n_synthetic * config.faint_fraction)), faint_ranges=config.faint_ranges,
+                zoom_fraction=config.zoom_fraction, zoom_scales=config.zoom_scales,
             )
             if n_real:
                 rng = np.random.default_rng([config.seed, epoch, batch, 7])
@@ -314,7 +364,8 @@ def train(config: TrainConfig, *, resume: bool = True) -> list[dict]:
                 group["lr"] = _lr_at(step, total_steps, config)
             inputs = torch.from_numpy(x).to(device).contiguous(memory_format=torch.channels_last)
             outputs = model(inputs)
-            loss, parts = keypoint_loss(outputs, torch.from_numpy(kp).float().to(device), torch.from_numpy(vis).to(device))
+            loss, parts = keypoint_loss(outputs, torch.from_numpy(kp).float().to(device), torch.from_numpy(vis).to(device),
+                                        wakeless_kappa_weight=config.wakeless_kappa_weight)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)

@@ -201,3 +201,23 @@ def test_a_stride_4_detail_branch_starts_silent_then_changes_the_answer_and_name
         create_model(fine_channels=8, detail_channels=4)
     with pytest.raises(ValueError, match="detail_channels"):
         create_model(fine_channels=8, head="centre", detail_channels=-1)
+
+
+def test_the_wakeless_term_pulls_only_wakeless_chips_toward_an_ambiguous_heading():
+    # Chip 0 has a wake, chip 1 only a hull: the term must lower chip 1's concentration and leave chip 0's alone.
+    visible = torch.tensor([[True, True, False, False], [True, False, False, False]])
+    target = torch.tensor([[[0.0, 0.0], [0.0, 0.5], [0.0, 0.0], [0.0, 0.0]]] * 2)
+    plain, with_term = _fake_outputs(), _fake_outputs()
+    loss_plain, _ = keypoint_loss(plain, target, visible)
+    loss_term, parts = keypoint_loss(with_term, target, visible, wakeless_kappa_weight=0.5)
+    assert math.isclose(loss_term.item() - loss_plain.item(), 0.5 * math.log1p(1.0), rel_tol=1e-6)  # kappa = e^0
+    assert math.isclose(parts["wakeless_kappa"], math.log1p(1.0), rel_tol=1e-6)
+    loss_plain.backward()
+    loss_term.backward()
+    added = with_term["log_kappa"].grad - plain["log_kappa"].grad
+    assert added[0] == 0 and added[1] > 0  # gradient descent lowers log kappa on the wakeless chip only
+    # The pull on log kappa stays below the weight however confident the chip is (log1p, not log I0).
+    confident = _fake_outputs()
+    confident["log_kappa"] = torch.tensor([0.0, 9.0], requires_grad=True)
+    keypoint_loss(confident, target, visible, wakeless_kappa_weight=0.5)[0].backward()
+    assert 0.49 < confident["log_kappa"].grad[1] < 0.5

@@ -106,3 +106,41 @@ def test_faint_share_of_a_batch_replaces_only_its_tail():
         synthetic_batch(3, 0, 1, 8, TRAIN_RANGES, pre, faint_count=9)
     with pytest.raises(ValueError, match="faint_fraction"):
         TrainConfig(faint_fraction=1.0)
+
+
+def test_zoomed_views_are_the_multi_scale_inputs_with_keypoints_mapped_alike():
+    from models.preprocess import prepare_batch, zoom_crop_px
+    from models.train import synthetic_batch, zoom_views
+    from models.wake_chips import BAND_NAMES, draw_chips
+
+    pre = PreprocessConfig(input_size=32)
+    chips = draw_chips(5, 6, TRAIN_RANGES, 32)
+    inputs, _ = prepare_batch(chips["data"], BAND_NAMES, pre)
+    scale_index = np.array([-1, 0, 1, 0, -1, 1])
+    zoomed, keypoints, visible = zoom_views(chips["data"], chips["keypoints"], chips["visible"], inputs, pre,
+                                            scale_index, (1.25, 1.5))
+    for i, j in enumerate(scale_index):
+        if j < 0:  # not chosen: untouched
+            np.testing.assert_array_equal(zoomed[i], inputs[i])
+            np.testing.assert_array_equal(keypoints[i], chips["keypoints"][i])
+            continue
+        zoom = (1.25, 1.5)[j]
+        expected, offset = prepare_batch(chips["data"][i : i + 1], BAND_NAMES, pre, zoom=zoom)
+        np.testing.assert_array_equal(zoomed[i], expected[0])
+        scale = 32 / zoom_crop_px(32, zoom)
+        np.testing.assert_allclose(keypoints[i, 0], (chips["keypoints"][i, 0] - offset) * scale)
+        assert np.all((keypoints[i][visible[i]] >= 0) & (keypoints[i][visible[i]] <= 32))
+    # The caller's arrays are not written to.
+    np.testing.assert_array_equal(inputs, prepare_batch(chips["data"], BAND_NAMES, pre)[0])
+    # In a batch: deterministic, and a zoom share of 0 is the plain batch.
+    plain = synthetic_batch(3, 0, 1, 8, TRAIN_RANGES, pre)
+    assert all(np.array_equal(a, b, equal_nan=True)
+               for a, b in zip(plain, synthetic_batch(3, 0, 1, 8, TRAIN_RANGES, pre, zoom_fraction=0.0)))
+    one = synthetic_batch(3, 0, 1, 8, TRAIN_RANGES, pre, zoom_fraction=1.0)
+    again = synthetic_batch(3, 0, 1, 8, TRAIN_RANGES, pre, zoom_fraction=1.0)
+    assert all(np.array_equal(a, b, equal_nan=True) for a, b in zip(one, again))
+    assert not np.array_equal(one[0], plain[0])
+    with pytest.raises(ValueError, match="zoom_fraction"):
+        TrainConfig(zoom_fraction=1.5)
+    with pytest.raises(ValueError, match="zoom_scales"):
+        TrainConfig(zoom_fraction=0.5, zoom_scales=(0.8,))

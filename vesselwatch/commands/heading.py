@@ -244,6 +244,14 @@ def register(app: typer.Typer) -> None:
                                               "e.g. p_cloud=0.6 (repeatable; the faint corner keeps its own)."),
         faint_range: list[str] = typer.Option([], "--faint-range", help="Change one range of the faint corner, "
                                               "KEY=VALUE, e.g. p_glint=0.7 or noise_sigma=0.002,0.004 (repeatable)."),
+        zoom_fraction: float = typer.Option(0.0, "--zoom-fraction", min=0.0, max=1.0, help="Share of each synthetic "
+                                            "batch shown zoomed, as multi-scale inference (calibrate-heading "
+                                            "--zoom-scales) shows chips: the centre 64/z px resampled to 64."),
+        zoom_scales: str = typer.Option("1.25,1.5", "--zoom-scales", help="Zooms of --zoom-fraction, comma-separated, "
+                                        "drawn equally often."),
+        wakeless_kappa_weight: float = typer.Option(0.0, "--wakeless-kappa-weight", min=0.0, help="Loss weight pulling "
+                                                    "the heading's concentration toward 0 on chips without a wake "
+                                                    "(their heading then comes out ambiguous, not confident)."),
         export: Optional[Path] = typer.Option(None, "--export", help="After training, write EMA weights + JSON here "
                                               "and calibrate them (as calibrate-heading)."),
     ) -> None:
@@ -256,6 +264,9 @@ def register(app: typer.Typer) -> None:
         try:
             ranges = ranges_with_overrides(TRAIN_RANGES, train_range, option="--range")
             faint_ranges = ranges_with_overrides(FAINT_RANGES, faint_range)
+            zooms = parse_zoom_scales(zoom_scales)
+            if zoom_fraction and not zooms:
+                raise InputError(f"--zoom-scales {zoom_scales!r}: --zoom-fraction {zoom_fraction:g} needs at least one zoom")
         except InputError as error:
             typer.echo(f"vesselwatch train-heading: {error}", err=True)
             raise typer.Exit(code=2) from error
@@ -277,8 +288,8 @@ def register(app: typer.Typer) -> None:
             run_dir=run_dir, seed=seed, epochs=epochs, steps_per_epoch=steps_per_epoch, batch_size=batch_size, lr=lr,
             val_count=val_count, checkpoint_minutes=checkpoint_minutes, max_minutes=max_minutes, threads=threads,
             shipwakes_dir=shipwakes, shipwakes_fraction=shipwakes_fraction, init_weights=init_weights,
-            ranges=ranges, faint_fraction=faint_fraction, faint_ranges=faint_ranges,
-            preprocess=PreprocessConfig(**shape),
+            ranges=ranges, faint_fraction=faint_fraction, faint_ranges=faint_ranges, zoom_fraction=zoom_fraction,
+            zoom_scales=zooms, wakeless_kappa_weight=wakeless_kappa_weight, preprocess=PreprocessConfig(**shape),
         )
         if run_dir.exists() and not run_dir.is_dir():
             typer.echo(f"vesselwatch train-heading: --run-dir {run_dir}: exists and is not a directory", err=True)
