@@ -39,6 +39,9 @@ logger = logging.getLogger(__name__)
 
 VALIDATION_SEED_OFFSET = 1_000_003
 
+#: Zooms of the zoomed training views by default: those multi-scale inference is calibrated with in the docs.
+ZOOM_SCALES = (1.25, 1.5)
+
 #: Preprocessing fields that fix the network's shape: a run resumes only with the same values.
 NETWORK_FIELDS = ("architecture", "bands", "input_size", "output_stride", "fine_channels", "head", "detail_channels")
 
@@ -82,7 +85,7 @@ class TrainConfig:
     faint_fraction: float = 0.0  # share of each synthetic batch drawn from faint_ranges instead
     faint_ranges: ChipRanges = FAINT_RANGES
     zoom_fraction: float = 0.0  # share of each synthetic batch shown zoomed, as multi-scale inference shows it
-    zoom_scales: tuple[float, ...] = (1.25, 1.5)
+    zoom_scales: tuple[float, ...] = ZOOM_SCALES
     wakeless_kappa_weight: float = 0.0  # keypoint_loss: pull of kappa toward 0 on chips without a wake
 
     def __post_init__(self) -> None:
@@ -91,10 +94,12 @@ class TrainConfig:
         if not 0.0 <= self.zoom_fraction <= 1.0:
             raise ValueError(f"zoom_fraction: expected a share in [0, 1], got {self.zoom_fraction}")
         self.zoom_scales = tuple(float(z) for z in self.zoom_scales)
-        if self.zoom_fraction and (not self.zoom_scales or any(not z > 1.0 for z in self.zoom_scales)):
-            raise ValueError(f"zoom_scales: expected zooms above 1 with zoom_fraction > 0, got {self.zoom_scales}")
-        if self.wakeless_kappa_weight < 0:
-            raise ValueError(f"wakeless_kappa_weight: expected >= 0, got {self.wakeless_kappa_weight}")
+        if self.zoom_fraction:
+            if not self.zoom_scales:
+                raise ValueError(f"zoom_scales: zoom_fraction {self.zoom_fraction:g} needs at least one zoom")
+            self.preprocess.replace(zoom_scales=self.zoom_scales)  # range, duplicates, a crop at this input size
+        if not 0.0 <= self.wakeless_kappa_weight < math.inf:
+            raise ValueError(f"wakeless_kappa_weight: expected a finite weight >= 0, got {self.wakeless_kappa_weight}")
 
     def to_dict(self) -> dict:
         out = asdict(self)
@@ -115,7 +120,7 @@ def _normalise_keypoints(keypoints_px: np.ndarray, size: int) -> np.ndarray:
 def synthetic_batch(
     seed: int, epoch: int, index: int, count: int, ranges: ChipRanges, preprocess: PreprocessConfig,
     *, faint_count: int = 0, faint_ranges: ChipRanges = FAINT_RANGES,
-    zoom_fraction: float = 0.0, zoom_scales: Sequence[float] = (1.25, 1.5),
+    zoom_fraction: float = 0.0, zoom_scales: Sequence[float] = ZOOM_SCALES,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """One deterministic training batch: inputs ``(N, C, S, S)``, keypoints ``(N, 4, 2)`` normalised, visibility.
 
@@ -142,7 +147,7 @@ def synthetic_batch(
         inputs, keypoints, visible = zoom_views(data, keypoints, visible, inputs, preprocess,
                                                 np.where(chosen, rng.integers(0, len(zoom_scales), size=count), -1),
                                                 zoom_scales)
-    return inputs, _normalise_keypoints(keypoints, preprocess.input_size).astype(chips["keypoints"].dtype), visible
+    return inputs, _normalise_keypoints(keypoints, preprocess.input_size), visible
 
 
 def zoom_views(
@@ -184,7 +189,6 @@ def shipwakes_arrays(root: Path, preprocess: PreprocessConfig) -> tuple[np.ndarr
 def shipwakes_batch(samples: list, count: int, rng: np.random.Generator, preprocess: PreprocessConfig):
     """Random crops around the annotated hull of ShipWakes images, with dihedral augmentation."""
     from models.shipwakes import crop_window
-    from models.wake_chips import clip_keypoints_to_chip
 
     size = preprocess.input_size
     inputs, keypoints, visible = [], [], []
@@ -433,9 +437,11 @@ def export_weights(checkpoint: Path, weights_path: Path, preprocess: PreprocessC
         "data": "synthetic wake chips (models.wake_chips.TRAIN_RANGES" + _ranges_changes(cfg.get("ranges"), TRAIN_RANGES) + ")"
         + (f", {cfg['faint_fraction']:.0%} of each batch from FAINT_RANGES (small, slow vessels)"
            + _ranges_changes(cfg.get("faint_ranges"), FAINT_RANGES) if cfg.get("faint_fraction") else "")
+        + (f", {cfg['zoom_fraction']:.0%} shown zoomed {'/'.join(f'{z:g}' for z in cfg.get('zoom_scales') or ())}x"
+           if cfg.get("zoom_fraction") else "")
         + (f" + ShipWakes {cfg.get('shipwakes_dir')}" if cfg.get("shipwakes_dir") else ""),
         **{key: cfg.get(key) for key in ("seed", "epochs", "steps_per_epoch", "batch_size", "lr", "weight_decay", "ema_decay",
-                                         "faint_fraction")},
+                                         "faint_fraction", "zoom_fraction", "zoom_scales", "wakeless_kappa_weight")},
         "steps_done": state.get("step"),
         "final_validation": {k: round(v, 4) if isinstance(v, float) else v for k, v in history[-1].items()} if history else None,
     }

@@ -148,11 +148,13 @@ def test_sibling_commands_refuse_bad_values_up_front(tmp_path):
     for extra, words in ((["--range", "noise_sigma=0.004,0.002"], "LOW <= HIGH"), (["--range", "p_cloud=2"], "probability"),
                          (["--faint-range", "glint=nan,0.1"], "finite"), (["--init-weights", str(tmp_path / "none.pt")], "not a weights file"),
                          (["--zoom-fraction", "0.5", "--zoom-scales", ""], "needs at least one zoom"),
-                         (["--zoom-fraction", "0.5", "--zoom-scales", "1.5,x"], "'x' is not a number")):
+                         (["--zoom-fraction", "0.5", "--zoom-scales", "1.5,x"], "'x' is not a number"),
+                         (["--zoom-fraction", "0.5", "--zoom-scales", "1.01", "--input-size", "32"], "no zoom at all"),
+                         (["--wakeless-kappa-weight", "inf"], "finite weight")):
         result = runner.invoke(app, base + extra)
         assert result.exit_code == 2 and words in result.output, (extra, result.output)
     for extra in (["--lr", "-1"], ["--val-count", "0"], ["--input-size", "0"], ["--shipwakes-fraction", "2"],
-                  ["--zoom-fraction", "1.5"], ["--wakeless-kappa-weight", "-1"]):
+                  ["--zoom-fraction", "1.5"], ["--zoom-fraction", "nan"], ["--wakeless-kappa-weight", "nan"], ["--wakeless-kappa-weight", "-1"]):
         assert runner.invoke(app, base + extra).exit_code == 2, extra
     assert not (tmp_path / "run" / "last.pt").exists()
     # --no-resume removes the old checkpoint only once every input has been checked.

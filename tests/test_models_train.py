@@ -144,3 +144,5 @@ def test_zoomed_views_are_the_multi_scale_inputs_with_keypoints_mapped_alike():
         TrainConfig(zoom_fraction=1.5)
     with pytest.raises(ValueError, match="zoom_scales"):
         TrainConfig(zoom_fraction=0.5, zoom_scales=(0.8,))
+    with pytest.raises(ValueError, match="no zoom at all"):  # checked at the run's own input size
+        TrainConfig(zoom_fraction=0.5, zoom_scales=(1.01,), preprocess=pre)

@@ -246,7 +246,7 @@ def register(app: typer.Typer) -> None:
                                               "KEY=VALUE, e.g. p_glint=0.7 or noise_sigma=0.002,0.004 (repeatable)."),
         zoom_fraction: float = typer.Option(0.0, "--zoom-fraction", min=0.0, max=1.0, help="Share of each synthetic "
                                             "batch shown zoomed, as multi-scale inference (calibrate-heading "
-                                            "--zoom-scales) shows chips: the centre 64/z px resampled to 64."),
+                                            "--zoom-scales) shows chips: the centre input-size/z px resampled to the input size."),
         zoom_scales: str = typer.Option("1.25,1.5", "--zoom-scales", help="Zooms of --zoom-fraction, comma-separated, "
                                         "drawn equally often."),
         wakeless_kappa_weight: float = typer.Option(0.0, "--wakeless-kappa-weight", min=0.0, help="Loss weight pulling "
@@ -284,13 +284,17 @@ def register(app: typer.Typer) -> None:
             typer.echo(f"vesselwatch train-heading: network shape (--head {shape['head']}, --fine-channels, --detail-channels, "
                        f"--input-size, --output-stride): {error}", err=True)
             raise typer.Exit(code=2) from error
-        config = TrainConfig(
-            run_dir=run_dir, seed=seed, epochs=epochs, steps_per_epoch=steps_per_epoch, batch_size=batch_size, lr=lr,
-            val_count=val_count, checkpoint_minutes=checkpoint_minutes, max_minutes=max_minutes, threads=threads,
-            shipwakes_dir=shipwakes, shipwakes_fraction=shipwakes_fraction, init_weights=init_weights,
-            ranges=ranges, faint_fraction=faint_fraction, faint_ranges=faint_ranges, zoom_fraction=zoom_fraction,
-            zoom_scales=zooms, wakeless_kappa_weight=wakeless_kappa_weight, preprocess=PreprocessConfig(**shape),
-        )
+        try:
+            config = TrainConfig(
+                run_dir=run_dir, seed=seed, epochs=epochs, steps_per_epoch=steps_per_epoch, batch_size=batch_size, lr=lr,
+                val_count=val_count, checkpoint_minutes=checkpoint_minutes, max_minutes=max_minutes, threads=threads,
+                shipwakes_dir=shipwakes, shipwakes_fraction=shipwakes_fraction, init_weights=init_weights,
+                ranges=ranges, faint_fraction=faint_fraction, faint_ranges=faint_ranges, zoom_fraction=zoom_fraction,
+                zoom_scales=zooms, wakeless_kappa_weight=wakeless_kappa_weight, preprocess=PreprocessConfig(**shape),
+            )
+        except ValueError as error:  # a NaN share or weight, a zoom that crops nothing at --input-size
+            typer.echo(f"vesselwatch train-heading: {error}", err=True)
+            raise typer.Exit(code=2) from error
         if run_dir.exists() and not run_dir.is_dir():
             typer.echo(f"vesselwatch train-heading: --run-dir {run_dir}: exists and is not a directory", err=True)
             raise typer.Exit(code=2)
