@@ -265,8 +265,6 @@ def register(app: typer.Typer) -> None:
             ranges = ranges_with_overrides(TRAIN_RANGES, train_range, option="--range")
             faint_ranges = ranges_with_overrides(FAINT_RANGES, faint_range)
             zooms = parse_zoom_scales(zoom_scales)
-            if zoom_fraction and not zooms:
-                raise InputError(f"--zoom-scales {zoom_scales!r}: --zoom-fraction {zoom_fraction:g} needs at least one zoom")
         except InputError as error:
             typer.echo(f"vesselwatch train-heading: {error}", err=True)
             raise typer.Exit(code=2) from error
@@ -292,7 +290,7 @@ def register(app: typer.Typer) -> None:
                 ranges=ranges, faint_fraction=faint_fraction, faint_ranges=faint_ranges, zoom_fraction=zoom_fraction,
                 zoom_scales=zooms, wakeless_kappa_weight=wakeless_kappa_weight, preprocess=PreprocessConfig(**shape),
             )
-        except ValueError as error:  # a NaN share or weight, a zoom that crops nothing at --input-size
+        except ValueError as error:  # an infinite weight, no zoom for --zoom-fraction, one that crops nothing at --input-size
             typer.echo(f"vesselwatch train-heading: {error}", err=True)
             raise typer.Exit(code=2) from error
         if run_dir.exists() and not run_dir.is_dir():
