@@ -5,7 +5,9 @@ beyond noise *in the training ranges* (in-distribution); the held-out set is the
 it. "Within 10°" rates of two models on ~2,500 wakes differ by a point by chance, so this script
 scores both on the very same chips and counts the wakes the candidate gets right that the baseline
 misses ("gained") and the other way ("lost"); the exact McNemar test (a two-sided binomial test on
-those discordant wakes) says how likely such a split is if the two were equally good.
+those discordant wakes) says how likely such a split is if the two were equally good. The chips
+without a wake are scored too: the share each model flags ambiguous (withholds or doubts its
+heading), because a candidate can gain wakes by reporting headings where there is no wake.
 
 Both models run the same way: without dihedral test-time augmentation (a model's
 ``zoom_scales`` do run) and with the same wake threshold (the baseline's fitted one unless
@@ -45,10 +47,21 @@ def mcnemar_p(gained: int, lost: int) -> float:
     return float(binomtest(gained, gained + lost, 0.5).pvalue)
 
 
-def right_within_10(model: HeadingModel, data: np.ndarray, truth_deg: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per chip: heading within 10° of the truth (bool) and the error (degrees, NaN without a heading); no dihedral TTA (a model's zooms run)."""
-    errors = angular_error_deg(predict_keypoints(model, data, BAND_NAMES, tta=False).heading_grid_deg, truth_deg)
-    return errors <= 10.0, errors
+def score_chips(
+    model: HeadingModel, data: np.ndarray, truth_deg: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per chip: heading within 10° of the truth (bool), the error (degrees, NaN without a heading) and the
+    ambiguous flag (bool); no dihedral TTA (a model's zooms run)."""
+    pred = predict_keypoints(model, data, BAND_NAMES, tta=False)
+    errors = angular_error_deg(pred.heading_grid_deg, truth_deg)
+    return errors <= 10.0, errors, pred.ambiguous
+
+
+def _flagged_pct(counts: np.ndarray) -> str:
+    """``"b/c"``: the percentages of ``counts[0]`` wakeless chips that ``counts[1:]`` flag ("-" without any)."""
+    if counts[0] == 0:
+        return "-/-"
+    return "/".join(f"{100 * n / counts[0]:.2f}" for n in counts[1:])
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -77,20 +90,24 @@ def main(argv: list[str] | None = None) -> None:
             model.config = model.config.replace(wake_probability_threshold=threshold)
     ranges = HELDOUT_RANGES if args.heldout_ranges else TRAIN_RANGES
     started = time.perf_counter()
-    header = f"{'seed':>9} {'wakes':>6} {'baseline ≤10°%':>15} {'candidate ≤10°%':>16} {'median° b / c':>14} {'gained':>7} {'lost':>5} {'McNemar p':>10}"
+    header = f"{'seed':>9} {'wakes':>6} {'baseline ≤10°%':>15} {'candidate ≤10°%':>16} {'median° b / c':>14} {'no-wake flagged% b/c':>21} {'gained':>7} {'lost':>5} {'McNemar p':>10}"
     lines = [header, "-" * len(header)]
     totals = np.zeros(2, dtype=int)
+    flagged = np.zeros(3, dtype=int)  # wakeless chips, flagged by the baseline, by the candidate
     for seed in args.seeds:
         chips = draw_chips(seed, args.count, ranges, args.chip_size)
         wake = chips["visible"][:, 1]
-        ok_b, err_b = right_within_10(baseline, chips["data"], chips["heading_grid_deg"])
-        ok_c, err_c = right_within_10(candidate, chips["data"], chips["heading_grid_deg"])
+        ok_b, err_b, flag_b = score_chips(baseline, chips["data"], chips["heading_grid_deg"])
+        ok_c, err_c, flag_c = score_chips(candidate, chips["data"], chips["heading_grid_deg"])
         gained, lost = int(np.sum(ok_c & ~ok_b & wake)), int(np.sum(ok_b & ~ok_c & wake))
         totals += (gained, lost)
+        seed_flagged = np.array([(~wake).sum(), (flag_b & ~wake).sum(), (flag_c & ~wake).sum()])
+        flagged += seed_flagged
         medians = f"{np.nanmedian(err_b[wake]):.2f} / {np.nanmedian(err_c[wake]):.2f}"
         lines.append(f"{seed:>9} {int(wake.sum()):>6} {100 * ok_b[wake].mean():>15.2f} {100 * ok_c[wake].mean():>16.2f} "
-                     f"{medians:>14} {gained:>7} {lost:>5} {mcnemar_p(gained, lost):>10.4f}")
-    lines.append(f"{'all':>9} {'':>6} {'':>15} {'':>16} {'':>14} {totals[0]:>7} {totals[1]:>5} {mcnemar_p(*totals):>10.4f}")
+                     f"{medians:>14} {_flagged_pct(seed_flagged):>21} {gained:>7} {lost:>5} {mcnemar_p(gained, lost):>10.4f}")
+    lines.append(f"{'all':>9} {'':>6} {'':>15} {'':>16} {'':>14} {_flagged_pct(flagged):>21} "
+                 f"{totals[0]:>7} {totals[1]:>5} {mcnemar_p(*totals):>10.4f}")
     print(f"{'HELDOUT' if args.heldout_ranges else 'TRAIN'} ranges, {args.count} chips of {args.chip_size} px per seed, "
           f"no dihedral TTA, {threshold_note} ({time.perf_counter() - started:.0f} s)")
     print(f"baseline {baseline.weights_path}  candidate {candidate.weights_path}")

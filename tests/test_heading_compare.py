@@ -22,4 +22,6 @@ def test_a_model_against_itself_gains_and_loses_nothing():
     ).stdout
     row = next(line.split() for line in out.splitlines() if line.strip().startswith("11 "))
     assert row[2] == row[3]  # same within-10° rate
+    baseline_flagged, candidate_flagged = map(float, row[-4].split("/"))  # wakeless chips flagged ambiguous, %
+    assert baseline_flagged == candidate_flagged and 0.0 <= baseline_flagged <= 100.0
     assert row[-3:] == ["0", "0", "1.0000"]  # gained, lost, p
