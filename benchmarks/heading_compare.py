@@ -58,7 +58,7 @@ def score_chips(
 
 
 def _flagged_pct(counts: np.ndarray) -> str:
-    """``"b/c"``: the percentages of ``counts[0]`` wakeless chips that ``counts[1:]`` flag ("-" without any)."""
+    """``"b/c"``: the percentages of ``counts[0]`` wakeless chips that ``counts[1:]`` flag ("-/-" without any)."""
     if counts[0] == 0:
         return "-/-"
     return "/".join(f"{100 * n / counts[0]:.2f}" for n in counts[1:])

@@ -119,21 +119,22 @@ def port_headings():
 
 def test_real_vessels_moored_in_a_marina_get_no_heading(port_headings):
     checked, unchecked, _, chips = port_headings["honolulu"]
-    # Without the check the pier fingers pass for wakes on some of them; with it no vessel that stood
-    # still between B02 and B04 keeps a heading. One that kept a heading must have moved along it:
-    # vessel 4 lies in open water, its hull 0.62 px on between the bands along its reported heading.
-    assert (~unchecked.ambiguous).sum() >= 1
-    assert checked.wake_on_land.sum() >= 1
-    kept = np.flatnonzero(~checked.ambiguous)
-    assert len(kept) <= 1
-    # The hull's B02 -> B04 shift, fitted on its labelled mask (dilated 3 px) as the benchmark does; (row, col) px.
+    # Without the check the pier fingers pass for wakes on some of them; the check withdraws each of
+    # those as wake on land, and no vessel that stood still between B02 and B04 keeps a heading.
+    withdrawn = ~unchecked.ambiguous & checked.ambiguous
+    assert withdrawn.sum() >= 1
+    assert checked.wake_on_land[withdrawn].all()
+    # The hulls' B02 -> B04 shift, fitted on the labelled masks (dilated 3 px) as the benchmark does;
+    # (row, col) px. A vessel keeping a heading must have moved along it: vessel 4 (in open water)
+    # does, 0.62 px against the 0.6 px gate; ten of the other eleven moved under 0.45 px.
     masks = vessel_masks("honolulu")
-    stack = np.stack([chips[i].data for i in kept]).reshape(len(kept), 4, *chips[0].data.shape[1:])
-    labelled = np.stack([ndimage.binary_dilation(BENCH["chip_mask"](masks[i], chips[i]), iterations=3) for i in kept])
-    shift = interband_displacement(stack[:, 0], stack[:, 2], labelled)[0].reshape(len(kept), 2)
+    labelled = np.stack([ndimage.binary_dilation(BENCH["chip_mask"](m, c), iterations=3) for m, c in zip(masks, chips)])
+    stack = np.stack([c.data for c in chips])
+    shift = interband_displacement(stack[:, 0], stack[:, 2], labelled)[0]
+    kept = ~checked.ambiguous
     moved = np.hypot(shift[:, 0], shift[:, 1]) >= MIN_SHIFT_PX
-    along = axis_difference_deg(np.degrees(np.arctan2(shift[:, 1], -shift[:, 0])), checked.heading_grid_deg[kept]) <= 10.0
-    assert np.all(moved & along), (kept, shift, checked.heading_grid_deg[kept])
+    along = axis_difference_deg(np.degrees(np.arctan2(shift[:, 1], -shift[:, 0])), checked.heading_grid_deg) <= 10.0
+    assert np.all(moved[kept] & along[kept]), (np.flatnonzero(kept), shift[kept], checked.heading_grid_deg[kept])
 
 
 def test_real_vessels_under_way_keep_headings_along_their_hulls(port_headings):
