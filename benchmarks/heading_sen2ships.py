@@ -99,6 +99,15 @@ def chip_mask(mask: np.ndarray, chip) -> np.ndarray:
     return out
 
 
+def labelled_hull_shifts(chips, masks: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Per chip ``(B02 → B04, B02 → B03)`` hull displacement, each ``(N, 2)`` ``(row, col)`` px, fitted on its
+    labelled scene mask cut to the chip and dilated by 3 px (chips of :data:`BANDS`)."""
+    stack = np.stack([chip.data for chip in chips])
+    labelled = np.stack([ndimage.binary_dilation(chip_mask(mask, chip), iterations=3) for chip, mask in zip(chips, masks)])
+    return (interband_displacement(stack[:, 0], stack[:, 2], labelled)[0],
+            interband_displacement(stack[:, 0], stack[:, 1], labelled)[0])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=Path(__file__).resolve().parent.parent / "data" / "sen2ships")
@@ -128,11 +137,9 @@ def main() -> None:
         pipeline_rows.append((port, len(found), len(detections), int(found_by_detector.sum()),
                               int((~result.ambiguous).sum()), int(result.wake_on_land.sum())))
         chips += port_chips
-        stack = np.stack([chip.data for chip in port_chips])
-        labelled = np.stack([ndimage.binary_dilation(chip_mask(mask, chip), iterations=3)
-                             for chip, mask in zip(port_chips, masks)])
-        shifts += interband_displacement(stack[:, 0], stack[:, 2], labelled)[0].tolist()
-        green_shifts += interband_displacement(stack[:, 0], stack[:, 1], labelled)[0].tolist()
+        red, green = labelled_hull_shifts(port_chips, masks)
+        shifts += red.tolist()
+        green_shifts += green.tolist()
         pixel_sides_m += [ground_pixel_m(chip.transform, chip.crs, *chip.data.shape[1:]) for chip in port_chips]
         axis += found[:, 2].tolist()
         elongation += found[:, 3].tolist()
