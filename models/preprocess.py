@@ -249,9 +249,13 @@ def normalize(data: np.ndarray, eps: float = 0.002) -> np.ndarray:
     """Per chip and band robust standardisation with an ``asinh`` squash (float32, same shape)."""
     flat = data.reshape(*data.shape[:-2], -1)
     median = np.median(flat, axis=-1, keepdims=True)
-    mad = np.median(np.abs(flat - median), axis=-1, keepdims=True)
-    z = (flat - median) / (1.4826 * mad + eps)
-    return np.arcsinh(z).reshape(data.shape).astype(np.float32)
+    # One scratch array serves the deviations' median (partitioned in place), then z and its asinh:
+    # the same numbers as the plain expressions, with two fewer full-size copies (inference's hot path).
+    scratch = np.abs(flat - median)
+    mad = np.median(scratch, axis=-1, keepdims=True, overwrite_input=True)
+    z = np.subtract(flat, median, out=scratch)
+    z /= 1.4826 * mad + eps
+    return np.arcsinh(z, out=z).reshape(data.shape).astype(np.float32, copy=False)
 
 
 def prepare_batch(
