@@ -268,10 +268,9 @@ def prepare_batch(
     """
     if data.ndim != 4:
         raise InputError(f"data: expected (N, bands, H, W), got shape {data.shape}")
-    selected = select_bands(data, band_names, config)
     size = config.input_size if zoom == 1.0 else zoom_crop_px(config.input_size, zoom)
-    crop, offset = center_crop(selected, size)
-    crop = fill_nonfinite(crop)
+    crop, offset = center_crop(data, size)  # a view: the bands are picked (copied) on the crop only
+    crop = fill_nonfinite(select_bands(crop, band_names, config))
     if size != config.input_size:
         matrix = cubic_resample_matrix(size, config.input_size)
         crop = np.einsum("ih,nchw,jw->ncij", matrix, crop, matrix, optimize=True)

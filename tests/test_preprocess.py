@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from models.preprocess import normalize
+from models.preprocess import PreprocessConfig, center_crop, normalize, prepare_batch, select_bands
 
 
 def _reference(data: np.ndarray, eps: float) -> np.ndarray:
@@ -32,3 +32,18 @@ def test_normalize_gives_the_stated_formula_exactly_and_leaves_its_input_alone(d
     # Standardised per chip and band: each plane's median maps to 0, whatever its brightness.
     medians = np.median(normalize(contiguous).reshape(6, 4, -1), axis=-1)
     assert np.abs(medians).max() < 1e-3
+
+
+@pytest.mark.parametrize("band_names", [("B02", "B03", "B04", "B08"), ("B08", "B04", "B03", "B02", "B11"), ("B02", "B03", "B04")])
+def test_prepare_batch_picks_bands_on_the_crop_as_on_the_whole_chip(band_names):
+    """Bands are picked after the centre crop (less to copy): the same input as picking them first,
+    whatever the chip's band order, extra bands or a missing NIR (filled from the visible mean)."""
+    config = PreprocessConfig()
+    rng = np.random.default_rng(7)
+    chips = rng.gamma(2.0, 0.02, size=(3, len(band_names), 100, 100)).astype(np.float32)
+    chips[0, 0, 50, 50] = np.nan  # a nodata pixel inside the crop
+    got, offset = prepare_batch(chips, band_names, config)
+    whole, expected_offset = center_crop(select_bands(chips, band_names, config), config.input_size)
+    assert offset == expected_offset
+    filled = np.where(np.isfinite(whole), whole, np.nanmedian(whole, axis=(-2, -1), keepdims=True))
+    np.testing.assert_array_equal(got, normalize(filled, config.eps))
