@@ -246,12 +246,17 @@ def cubic_resample_matrix(source_px: int, target_px: int) -> np.ndarray:
 
 
 def normalize(data: np.ndarray, eps: float = 0.002) -> np.ndarray:
-    """Per chip and band robust standardisation with an ``asinh`` squash (float32, same shape)."""
+    """Per chip and band robust standardisation with an ``asinh`` squash.
+
+    ``data`` is ``(..., H, W)``; the median and MAD are taken over each plane's pixels (the last two
+    axes): ``asinh((x - median) / (1.4826 MAD + eps))``, float32, same shape; ``data`` is not modified.
+    """
     flat = data.reshape(*data.shape[:-2], -1)
     median = np.median(flat, axis=-1, keepdims=True)
     # One scratch array serves the deviations' median (partitioned in place), then z and its asinh:
-    # the same numbers as the plain expressions, with two fewer full-size copies (inference's hot path).
-    scratch = np.abs(flat - median)
+    # the same numbers as the plain expressions, with three fewer full-size arrays (inference's hot path).
+    scratch = np.subtract(flat, median)
+    np.abs(scratch, out=scratch)
     mad = np.median(scratch, axis=-1, keepdims=True, overwrite_input=True)
     z = np.subtract(flat, median, out=scratch)
     z /= 1.4826 * mad + eps
@@ -268,8 +273,12 @@ def prepare_batch(
     """
     if data.ndim != 4:
         raise InputError(f"data: expected (N, bands, H, W), got shape {data.shape}")
+    if 0 in data.shape[-2:]:
+        raise InputError(f"data: chips have no pixels, shape {data.shape}")
     size = config.input_size if zoom == 1.0 else zoom_crop_px(config.input_size, zoom)
-    crop, offset = center_crop(data, size)  # a view: the bands are picked (copied) on the crop only
+    # Crop first (a view unless the chip is smaller and gets reflect-padded), so the band selection
+    # below copies the crop, not the whole chip: the same numbers, as both work pixel by pixel.
+    crop, offset = center_crop(data, size)
     crop = fill_nonfinite(select_bands(crop, band_names, config))
     if size != config.input_size:
         matrix = cubic_resample_matrix(size, config.input_size)

@@ -1,4 +1,4 @@
-"""The network's input standardisation (``models.preprocess.normalize``)."""
+"""The network's input: standardisation (``normalize``) and chip preparation (``prepare_batch``)."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from models.preprocess import PreprocessConfig, center_crop, normalize, prepare_batch, select_bands
+from vesselwatch.errors import InputError
 
 
 def _reference(data: np.ndarray, eps: float) -> np.ndarray:
@@ -16,7 +17,7 @@ def _reference(data: np.ndarray, eps: float) -> np.ndarray:
     return np.arcsinh((flat - median) / (1.4826 * mad + eps)).reshape(data.shape).astype(np.float32)
 
 
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])  # float64: the zoomed passes' resampled crops
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])  # float64: direct callers' arrays
 def test_normalize_gives_the_stated_formula_exactly_and_leaves_its_input_alone(dtype):
     rng = np.random.default_rng(5)
     chips = (rng.gamma(2.0, 0.02, size=(6, 4, 80, 80)) + rng.normal(0, 0.3, size=(6, 4, 1, 1)) ** 2).astype(dtype)
@@ -34,16 +35,28 @@ def test_normalize_gives_the_stated_formula_exactly_and_leaves_its_input_alone(d
     assert np.abs(medians).max() < 1e-3
 
 
-@pytest.mark.parametrize("band_names", [("B02", "B03", "B04", "B08"), ("B08", "B04", "B03", "B02", "B11"), ("B02", "B03", "B04")])
-def test_prepare_batch_picks_bands_on_the_crop_as_on_the_whole_chip(band_names):
+@pytest.mark.parametrize("band_names", [("B02", "B03", "B04", "B08"), ("B08", "B04", "B03", "B02", "B11"),
+                                        ("B02", "B03", "B04")])
+@pytest.mark.parametrize(("edge_px", "zoom"), [(100, 1.0), (100, 1.5), (40, 1.0), (40, 1.25)])
+def test_prepare_batch_picks_bands_on_the_crop_as_on_the_whole_chip(band_names, edge_px, zoom):
     """Bands are picked after the centre crop (less to copy): the same input as picking them first,
-    whatever the chip's band order, extra bands or a missing NIR (filled from the visible mean)."""
+    whatever the chip's band order, extra bands, a missing NIR (filled from the visible mean), a chip
+    smaller than the input (reflect-padded) or a zoomed pass."""
     config = PreprocessConfig()
     rng = np.random.default_rng(7)
-    chips = rng.gamma(2.0, 0.02, size=(3, len(band_names), 100, 100)).astype(np.float32)
-    chips[0, 0, 50, 50] = np.nan  # a nodata pixel inside the crop
-    got, offset = prepare_batch(chips, band_names, config)
-    whole, expected_offset = center_crop(select_bands(chips, band_names, config), config.input_size)
+    chips = rng.gamma(2.0, 0.02, size=(3, len(band_names), edge_px, edge_px)).astype(np.float32)
+    chips[0, 0, edge_px // 2, edge_px // 2] = np.nan  # a nodata pixel inside the crop
+    got, offset = prepare_batch(chips, band_names, config, zoom=zoom)
+    selected = select_bands(chips, band_names, config)
+    whole, expected_offset = prepare_batch(selected, config.bands, config, zoom=zoom)
     assert offset == expected_offset
-    filled = np.where(np.isfinite(whole), whole, np.nanmedian(whole, axis=(-2, -1), keepdims=True))
-    np.testing.assert_array_equal(got, normalize(filled, config.eps))
+    np.testing.assert_array_equal(got, whole)
+    if zoom == 1.0:  # and, spelled out: crop, fill nodata with the plane's median, standardise
+        crop, _ = center_crop(selected, config.input_size)
+        filled = np.where(np.isfinite(crop), crop, np.nanmedian(crop, axis=(-2, -1), keepdims=True))
+        np.testing.assert_array_equal(got, normalize(filled, config.eps))
+
+
+def test_chips_without_pixels_are_refused_by_name():
+    with pytest.raises(InputError, match="no pixels"):
+        prepare_batch(np.zeros((2, 4, 0, 0), np.float32), ("B02", "B03", "B04", "B08"), PreprocessConfig())
