@@ -359,7 +359,9 @@ def train(config: TrainConfig, *, resume: bool = True) -> list[dict]:
                 zoom_fraction=config.zoom_fraction, zoom_scales=config.zoom_scales,
             )
             if n_real:
-                rng = np.random.default_rng([config.seed, epoch, batch, 7])
+                # Stream 13: 7 picks the synthetic chips' zoomed views, and sharing it tied which
+                # ShipWakes images and crops a batch gets to which of its chips are zoomed.
+                rng = np.random.default_rng([config.seed, epoch, batch, 13])
                 xr, kpr, visr = shipwakes_batch(samples, n_real, rng, pre)
                 x, kp, vis = np.concatenate([x, xr]), np.concatenate([kp, kpr]), np.concatenate([vis, visr])
             # Dropout draws from torch's global generator: seed it per batch so a resumed run matches.
