@@ -11,10 +11,15 @@ from __future__ import annotations
 
 import copy
 import csv
+import functools
+import itertools
 import logging
 import math
+import multiprocessing
+import os
 import time
-from collections.abc import Sequence
+from collections import deque
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -29,10 +34,11 @@ from models.preprocess import PreprocessConfig, prepare_batch, zoom_crop_px
 from models.wake_chips import (
     BAND_NAMES, FAINT_RANGES, TRAIN_RANGES, ChipRanges, clip_keypoints_to_chip, dihedral_transform, draw_chips,
 )
+from vesselwatch.errors import ProductError
 
 __all__ = [
     "TrainConfig", "train", "evaluate_arrays", "export_weights", "predict_raw", "weights_record", "checkpoint_preprocess",
-    "CheckpointMismatch", "NETWORK_FIELDS",
+    "CheckpointMismatch", "NETWORK_FIELDS", "epoch_batches", "batch_worker_pool", "synthetic_count",
 ]
 
 logger = logging.getLogger(__name__)
@@ -87,8 +93,11 @@ class TrainConfig:
     zoom_fraction: float = 0.0  # share of each synthetic batch shown zoomed, as multi-scale inference shows it
     zoom_scales: tuple[float, ...] = ZOOM_SCALES
     wakeless_kappa_weight: float = 0.0  # keypoint_loss: pull of kappa toward 0 on chips without a wake
+    workers: int = 0  # processes drawing synthetic batches ahead of the training step (0: drawn in the loop)
 
     def __post_init__(self) -> None:
+        if not isinstance(self.workers, int) or isinstance(self.workers, bool) or self.workers < 0:
+            raise ValueError(f"workers: expected a number of processes >= 0, got {self.workers!r}")
         if not 0.0 <= self.faint_fraction < 1.0:
             raise ValueError(f"faint_fraction: expected a share in [0, 1), got {self.faint_fraction}")
         if not 0.0 <= self.zoom_fraction <= 1.0:
@@ -303,6 +312,62 @@ def _save_checkpoint(path: Path, model, ema, optimizer, config: TrainConfig, epo
     tmp.replace(path)
 
 
+def synthetic_count(config: TrainConfig) -> int:
+    """Synthetic chips per batch: the batch less its ShipWakes share when a ShipWakes directory is mixed in."""
+    n_real = int(round(config.batch_size * config.shipwakes_fraction)) if config.shipwakes_dir else 0
+    return config.batch_size - n_real
+
+
+def _draw_batch(config: TrainConfig, epoch: int, index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Synthetic batch ``index`` of ``epoch`` of a run (module level, so worker processes can run it)."""
+    count = synthetic_count(config)
+    return synthetic_batch(
+        config.seed, epoch, index, count, config.ranges, config.preprocess,
+        faint_count=int(round(count * config.faint_fraction)), faint_ranges=config.faint_ranges,
+        zoom_fraction=config.zoom_fraction, zoom_scales=config.zoom_scales,
+    )
+
+
+def epoch_batches(
+    config: TrainConfig, epoch: int, start: int = 0, pool=None,
+) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """The synthetic batches ``start ..`` of ``epoch``, in order.
+
+    Drawn one by one in this process, or, with a ``pool`` (:func:`batch_worker_pool`), by its
+    workers up to ``2 * config.workers`` batches ahead of the consumer. The arrays are the same
+    either way: a batch depends only on ``(seed, epoch, index)``.
+    """
+    draw = functools.partial(_draw_batch, config, epoch)
+    indices = iter(range(start, config.steps_per_epoch))
+    if pool is None:
+        yield from map(draw, indices)
+        return
+    pending = deque(pool.apply_async(draw, (index,)) for index in itertools.islice(indices, 2 * max(config.workers, 1)))
+    while pending:
+        batch = pending.popleft().get()
+        pending.extend(pool.apply_async(draw, (index,)) for index in itertools.islice(indices, 1))
+        yield batch
+
+
+def batch_worker_pool(workers: int):
+    """A pool of ``workers`` spawned processes for :func:`epoch_batches`, each with one BLAS/OpenMP thread.
+
+    The batches are numpy work: many single-threaded workers beat a few that oversubscribe the cores.
+    Use it as a context manager (leaving terminates the workers).
+    """
+    limits = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+    saved = {name: os.environ.get(name) for name in limits}
+    os.environ.update({name: "1" for name in limits})  # read by numpy's BLAS when a worker imports it
+    try:
+        return multiprocessing.get_context("spawn").Pool(workers)
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
 def train(config: TrainConfig, *, resume: bool = True) -> list[dict]:
     """Train (or resume) a run in ``config.run_dir``; return the per-epoch metrics history."""
     torch.manual_seed(config.seed)
@@ -338,8 +403,21 @@ def train(config: TrainConfig, *, resume: bool = True) -> list[dict]:
     samples = None
     if config.shipwakes_dir:
         samples, _, _ = shipwakes_arrays(Path(config.shipwakes_dir), pre)
+        if not samples:
+            raise ProductError(config.shipwakes_dir, "no annotated ShipWakes images (imgs/*.png with annotations/*.json) to mix in")
         logger.info("mixing %d ShipWakes images at fraction %.2f", len(samples), config.shipwakes_fraction)
     validation = _validation_set(config)
+    if config.workers:
+        with batch_worker_pool(config.workers) as pool:
+            return _train_loop(config, model, ema, optimizer, device, validation, samples, epoch, batch, step, history, pool)
+    return _train_loop(config, model, ema, optimizer, device, validation, samples, epoch, batch, step, history, None)
+
+
+def _train_loop(config, model, ema, optimizer, device, validation, samples, epoch, batch, step, history, pool) -> list[dict]:
+    """The epochs of :func:`train` from ``(epoch, batch, step)`` on; ``pool`` draws the synthetic batches when given."""
+    run_dir = Path(config.run_dir)
+    last = run_dir / "last.pt"
+    pre = config.preprocess
     total_steps = config.epochs * config.steps_per_epoch
     started = time.monotonic()
     last_checkpoint = started
@@ -350,14 +428,8 @@ def train(config: TrainConfig, *, resume: bool = True) -> list[dict]:
             range(batch, config.steps_per_epoch), desc=f"epoch {epoch + 1}/{config.epochs}", initial=batch,
             total=config.steps_per_epoch, mininterval=20.0, leave=True,
         )
-        for batch in progress:
-            n_real = int(round(config.batch_size * config.shipwakes_fraction)) if samples else 0
-            n_synthetic = config.batch_size - n_real
-            x, kp, vis = synthetic_batch(
-                config.seed, epoch, batch, n_synthetic, config.ranges, pre,
-                faint_count=int(round(n_synthetic * config.faint_fraction)), faint_ranges=config.faint_ranges,
-                zoom_fraction=config.zoom_fraction, zoom_scales=config.zoom_scales,
-            )
+        n_real = config.batch_size - synthetic_count(config) if samples else 0
+        for batch, (x, kp, vis) in zip(progress, epoch_batches(config, epoch, batch, pool)):
             if n_real:
                 # Stream 13: 7 picks the synthetic chips' zoomed views, and sharing it tied which
                 # ShipWakes images and crops a batch gets to which of its chips are zoomed.

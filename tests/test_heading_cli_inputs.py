@@ -154,7 +154,8 @@ def test_sibling_commands_refuse_bad_values_up_front(tmp_path):
         result = runner.invoke(app, base + extra)
         assert result.exit_code == 2 and words in result.output, (extra, result.output)
     for extra in (["--lr", "-1"], ["--val-count", "0"], ["--input-size", "0"], ["--shipwakes-fraction", "2"],
-                  ["--zoom-fraction", "1.5"], ["--zoom-fraction", "nan"], ["--wakeless-kappa-weight", "nan"], ["--wakeless-kappa-weight", "-1"]):
+                  ["--zoom-fraction", "1.5"], ["--zoom-fraction", "nan"], ["--wakeless-kappa-weight", "nan"], ["--wakeless-kappa-weight", "-1"],
+                  ["--workers", "-1"]):
         assert runner.invoke(app, base + extra).exit_code == 2, extra
     assert not (tmp_path / "run" / "last.pt").exists()
     # --no-resume removes the old checkpoint only once every input has been checked.

@@ -11,7 +11,8 @@ import torch
 
 from models.inference import file_sha256
 from models.preprocess import PreprocessConfig
-from models.train import TrainConfig, export_weights, train
+from models.train import TrainConfig, batch_worker_pool, epoch_batches, export_weights, train
+from vesselwatch.errors import ProductError
 from models.wake_chips import FAINT_RANGES, TRAIN_RANGES
 
 
@@ -146,3 +147,35 @@ def test_zoomed_views_are_the_multi_scale_inputs_with_keypoints_mapped_alike():
         TrainConfig(zoom_fraction=0.5, zoom_scales=(0.8,))
     with pytest.raises(ValueError, match="no zoom at all"):  # checked at the run's own input size
         TrainConfig(zoom_fraction=0.5, zoom_scales=(1.01,), preprocess=pre)
+
+
+def test_worker_processes_draw_the_same_batches_and_train_the_same_weights(tmp_path):
+    config = replace(_config(tmp_path / "serial", 1), faint_fraction=0.5, zoom_fraction=0.5, zoom_scales=(1.25,))
+    serial = list(epoch_batches(config, epoch=0, start=0))
+    with batch_worker_pool(2) as pool:
+        ahead = list(epoch_batches(replace(config, workers=2), epoch=0, start=1, pool=pool))
+    assert len(serial) == 2 and len(ahead) == 1  # resumed at batch 1: batches 1.. only
+    for a, b in zip(serial[1], ahead[0]):
+        np.testing.assert_array_equal(a, b)
+    # Whole runs: drawn in the loop or by two workers, the same steps give the same weights.
+    train(config)
+    train(replace(config, run_dir=tmp_path / "workers", workers=2))
+    a = torch.load(tmp_path / "serial" / "last.pt", weights_only=False)["model"]
+    b = torch.load(tmp_path / "workers" / "last.pt", weights_only=False)["model"]
+    for key, value in a.items():
+        torch.testing.assert_close(value, b[key], rtol=0, atol=0, msg=key)
+
+
+@pytest.mark.parametrize("workers", [-1, True, 1.5])
+def test_a_bad_worker_count_is_refused_by_name(tmp_path, workers):
+    with pytest.raises(ValueError, match="workers"):
+        replace(_config(tmp_path, 1), workers=workers)
+
+
+def test_an_empty_shipwakes_directory_is_refused_not_silently_skipped(tmp_path):
+    root = tmp_path / "sw"
+    (root / "imgs").mkdir(parents=True)
+    (root / "annotations").mkdir()
+    config = replace(_config(tmp_path / "run", 1), shipwakes_dir=root)
+    with pytest.raises(ProductError, match="no annotated ShipWakes images"):
+        train(config)

@@ -230,6 +230,9 @@ def register(app: typer.Typer) -> None:
                                                       "weights without it start it at zero). Default: the resumed run's, "
                                                       "else the init weights', else 0."),
         threads: int = typer.Option(1, "--threads", min=0, help="CPU threads (1 is fastest on a busy 2-core box)."),
+        workers: int = typer.Option(0, "--workers", min=0, help="Processes drawing the synthetic batches ahead of the "
+                                    "training step (0: drawn in the loop; same batches either way). On a GPU the "
+                                    "generator is the bottleneck: give it the spare cores."),
         max_minutes: Optional[float] = typer.Option(None, "--max-minutes", min=0.01, help="Stop (and checkpoint) after this long; resume later."),
         checkpoint_minutes: float = typer.Option(4.0, "--checkpoint-minutes", min=0.01),
         val_count: int = typer.Option(768, "--val-count", min=1),
@@ -289,6 +292,7 @@ def register(app: typer.Typer) -> None:
                 shipwakes_dir=shipwakes, shipwakes_fraction=shipwakes_fraction, init_weights=init_weights,
                 ranges=ranges, faint_fraction=faint_fraction, faint_ranges=faint_ranges, zoom_fraction=zoom_fraction,
                 zoom_scales=zooms, wakeless_kappa_weight=wakeless_kappa_weight, preprocess=PreprocessConfig(**shape),
+                workers=workers,
             )
         except ValueError as error:  # an infinite weight, no zoom for --zoom-fraction, one that crops nothing at --input-size
             typer.echo(f"vesselwatch train-heading: {error}", err=True)
