@@ -38,7 +38,7 @@ from vesselwatch.errors import ProductError
 
 __all__ = [
     "TrainConfig", "train", "evaluate_arrays", "export_weights", "predict_raw", "weights_record", "checkpoint_preprocess",
-    "CheckpointMismatch", "NETWORK_FIELDS", "epoch_batches", "batch_worker_pool", "synthetic_count",
+    "CheckpointMismatch", "NETWORK_FIELDS", "epoch_batches", "batch_worker_pool", "synthetic_count", "training_device",
 ]
 
 logger = logging.getLogger(__name__)
@@ -118,7 +118,8 @@ class TrainConfig:
         return out
 
 
-def _device() -> torch.device:
+def training_device() -> torch.device:
+    """CUDA when present, else the CPU."""
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
@@ -349,23 +350,38 @@ def epoch_batches(
         yield batch
 
 
-def batch_worker_pool(workers: int):
+def batch_worker_pool(workers: int, start_timeout_s: float = 120.0):
     """A pool of ``workers`` spawned processes for :func:`epoch_batches`, each with one BLAS/OpenMP thread.
 
     The batches are numpy work: many single-threaded workers beat a few that oversubscribe the cores.
-    Use it as a context manager (leaving terminates the workers).
+    Use it as a context manager (leaving terminates the workers). Spawned workers re-import the main
+    module, so a script that uses them needs an ``if __name__ == "__main__":`` guard and a file (not
+    ``python -c`` or stdin).
+
+    Raises
+    ------
+    RuntimeError
+        When the workers cannot run a task within ``start_timeout_s`` (the pool is terminated).
     """
     limits = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
     saved = {name: os.environ.get(name) for name in limits}
     os.environ.update({name: "1" for name in limits})  # read by numpy's BLAS when a worker imports it
     try:
-        return multiprocessing.get_context("spawn").Pool(workers)
+        pool = multiprocessing.get_context("spawn").Pool(workers)
     finally:
         for name, value in saved.items():
             if value is None:
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
+    try:  # a worker that dies while starting is replaced forever: fail here instead
+        pool.apply_async(os.getpid).get(timeout=start_timeout_s)
+    except multiprocessing.TimeoutError:
+        pool.terminate()
+        raise RuntimeError(f"batch workers: none could run a task within {start_timeout_s:g} s; spawned workers "
+                           "re-import the main module, so run a script file whose work sits under "
+                           "'if __name__ == \"__main__\":' (see the worker processes' errors above)") from None
+    return pool
 
 
 def train(config: TrainConfig, *, resume: bool = True) -> list[dict]:
@@ -373,7 +389,7 @@ def train(config: TrainConfig, *, resume: bool = True) -> list[dict]:
     torch.manual_seed(config.seed)
     if config.threads:
         torch.set_num_threads(config.threads)
-    device = _device()
+    device = training_device()
     run_dir = Path(config.run_dir)
     pre = config.preprocess
     model = create_model_for(pre).to(device)

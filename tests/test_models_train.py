@@ -179,3 +179,19 @@ def test_an_empty_shipwakes_directory_is_refused_not_silently_skipped(tmp_path):
     config = replace(_config(tmp_path / "run", 1), shipwakes_dir=root)
     with pytest.raises(ProductError, match="no annotated ShipWakes images"):
         train(config)
+
+
+def test_workers_that_cannot_start_are_named_not_respawned_forever(tmp_path):
+    """Spawned workers re-import ``__main__``: a script read from stdin has none to import."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = ("from models.train import batch_worker_pool\n"
+              "try:\n    batch_worker_pool(1, start_timeout_s=5)\n"
+              "except RuntimeError as error:\n    print('REFUSED', error)\n")
+    done = subprocess.run([sys.executable, "-"], input=script, capture_output=True, text=True, timeout=120,
+                          cwd=str(tmp_path), env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+    assert "REFUSED batch workers: none could run a task within 5 s" in done.stdout, done.stdout + done.stderr[-2000:]
+    assert "__name__ == \"__main__\"" in done.stdout

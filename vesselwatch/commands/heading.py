@@ -234,6 +234,10 @@ def register(app: typer.Typer) -> None:
                                     "training step (0: drawn in the loop; same batches either way). On a GPU the "
                                     "generator is the bottleneck: give it the spare cores."),
         max_minutes: Optional[float] = typer.Option(None, "--max-minutes", min=0.01, help="Stop (and checkpoint) after this long; resume later."),
+        fit_minutes: Optional[float] = typer.Option(None, "--fit-minutes", min=0.1, help="Size a new run to this budget: "
+                                                    "time a few steps here, then train as many whole --steps-per-epoch "
+                                                    "epochs as fit (replaces --epochs; the cosine schedule ends in time). "
+                                                    "Also the default --max-minutes."),
         checkpoint_minutes: float = typer.Option(4.0, "--checkpoint-minutes", min=0.01),
         val_count: int = typer.Option(768, "--val-count", min=1),
         shipwakes: Optional[Path] = typer.Option(None, "--shipwakes", help="ShipWakes-format directory to mix in (imgs/ + annotations/)."),
@@ -303,8 +307,24 @@ def register(app: typer.Typer) -> None:
         if init_weights is not None and not init_weights.is_file():
             typer.echo(f"vesselwatch train-heading: --init-weights {init_weights}: not a weights file", err=True)
             raise typer.Exit(code=2)
+        if fit_minutes is not None and resume and (run_dir / "last.pt").exists():
+            typer.echo(f"vesselwatch train-heading: --fit-minutes sizes a new run; {run_dir / 'last.pt'} exists: resume it "
+                       "with the --epochs it was sized to (metrics.csv, or its config), or start over with --no-resume", err=True)
+            raise typer.Exit(code=2)
         if not resume and (run_dir / "last.pt").exists():  # only once every input has been checked
             (run_dir / "last.pt").unlink()
+        if fit_minutes is not None:
+            from models.train_budget import epochs_for_budget, measure_step_rate
+
+            rate = measure_step_rate(config)
+            try:
+                config.epochs = epochs_for_budget(config, fit_minutes, rate)
+            except ValueError as error:
+                typer.echo(f"vesselwatch train-heading: --fit-minutes {fit_minutes:g}: {error}", err=True)
+                raise typer.Exit(code=2) from error
+            config.max_minutes = fit_minutes if max_minutes is None else max_minutes
+            logger.info("%.2f steps/s here: %d epochs of %d steps fit %.3g min", rate, config.epochs,
+                        config.steps_per_epoch, fit_minutes)
         try:
             history = train(config, resume=resume)
         except CheckpointMismatch as error:
@@ -313,7 +333,8 @@ def register(app: typer.Typer) -> None:
         except VesselwatchError as error:  # an unreadable --shipwakes directory, say
             typer.echo(f"vesselwatch train-heading: {error}", err=True)
             raise typer.Exit(code=2) from error
-        summary = {"run_dir": str(run_dir), "epochs_done": len(history), "last": history[-1] if history else None}
+        summary = {"run_dir": str(run_dir), "epochs": config.epochs, "epochs_done": len(history),
+                   "last": history[-1] if history else None}
         if export is not None:
             summary["weights"] = export_and_calibrate(run_dir / "last.pt", export)
         typer.echo(json.dumps(summary, indent=2, default=str))

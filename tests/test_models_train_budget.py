@@ -1,0 +1,62 @@
+"""Sizing a training run to a wall-clock budget: the measured step rate and the epochs that fit."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import replace
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from models.preprocess import PreprocessConfig
+from models.train import TrainConfig
+from models.train_budget import epochs_for_budget, measure_step_rate
+from vesselwatch.cli import app
+
+
+def _config(run_dir, **changes):
+    return replace(TrainConfig(run_dir=run_dir, seed=3, epochs=1, steps_per_epoch=2, batch_size=4, val_count=8,
+                               warmup_steps=1, threads=1, preprocess=PreprocessConfig(input_size=32)), **changes)
+
+
+def test_the_epochs_that_fit_count_the_steps_and_each_validation_pass(tmp_path):
+    config = _config(tmp_path, steps_per_epoch=200, batch_size=64, val_count=768)
+    # 2 steps/s: an epoch is 100 s of steps + 768 chips of validation at 3 x 128 chips/s (2 s) = 102 s.
+    assert epochs_for_budget(config, 60.0, 2.0) == int(0.9 * 3600 // 102) == 31
+    assert epochs_for_budget(config, 60.0, 2.0, margin=1.0) == int(3600 // 102)
+    assert epochs_for_budget(config, 60.0, 4.0) == int(0.9 * 3600 // 51)
+    with pytest.raises(ValueError, match=r"one epoch of 200 steps takes about 1\.7 min"):
+        epochs_for_budget(config, 1.0, 2.0)
+    for minutes, rate in ((0.0, 2.0), (math.nan, 2.0), (10.0, 0.0), (10.0, math.inf)):
+        with pytest.raises(ValueError, match="minutes|steps_per_second"):
+            epochs_for_budget(config, minutes, rate)
+
+
+@pytest.mark.parametrize("workers", [0, 1])
+def test_the_step_rate_is_measured_on_a_throwaway_network_without_touching_the_run(tmp_path, workers):
+    run_dir = tmp_path / "run"
+    rate = measure_step_rate(_config(run_dir, workers=workers, zoom_fraction=0.5, zoom_scales=(1.25,)), steps=2, warmup=1)
+    assert math.isfinite(rate) and rate > 0
+    assert not run_dir.exists()
+    with pytest.raises(ValueError, match="steps"):
+        measure_step_rate(_config(run_dir), steps=0)
+
+
+def test_cli_fit_minutes_sizes_a_new_run_and_refuses_to_resize_one_in_progress(tmp_path):
+    run_dir = tmp_path / "run"
+    args = ["train-heading", "--run-dir", str(run_dir), "--steps-per-epoch", "2", "--batch-size", "2", "--val-count", "4",
+            "--input-size", "32", "--epochs", "1"]
+    result = CliRunner().invoke(app, args + ["--fit-minutes", "0.2"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.output[result.output.index("{"):])
+    saved = torch.load(run_dir / "last.pt", weights_only=False)
+    assert summary["epochs"] == saved["config"]["epochs"] > 1  # two tiny steps: many epochs fit 12 s
+    assert saved["config"]["max_minutes"] == 0.2
+    result = CliRunner().invoke(app, args + ["--fit-minutes", "0.2"])
+    assert result.exit_code == 2 and "--fit-minutes sizes a new run" in result.output, result.output
+    result = CliRunner().invoke(app, ["train-heading", "--run-dir", str(tmp_path / "big"), "--steps-per-epoch", "100000",
+                                      "--batch-size", "2", "--val-count", "4", "--input-size", "32", "--fit-minutes", "0.1"])
+    assert result.exit_code == 2 and "one epoch of 100000 steps takes about" in result.output, result.output
+    assert not (tmp_path / "big" / "last.pt").exists()
