@@ -16,6 +16,7 @@ import itertools
 import logging
 import math
 import multiprocessing
+import multiprocessing.pool
 import os
 import time
 from collections import deque
@@ -38,7 +39,9 @@ from vesselwatch.errors import ProductError
 
 __all__ = [
     "TrainConfig", "train", "evaluate_arrays", "export_weights", "predict_raw", "weights_record", "checkpoint_preprocess",
+    "checkpoint_epochs",
     "CheckpointMismatch", "NETWORK_FIELDS", "epoch_batches", "batch_worker_pool", "synthetic_count", "training_device",
+    "train_step", "BATCH_TIMEOUT_S",
 ]
 
 logger = logging.getLogger(__name__)
@@ -64,6 +67,12 @@ def checkpoint_preprocess(checkpoint: Path) -> PreprocessConfig:
     """
     state = torch.load(checkpoint, map_location="cpu", weights_only=False, mmap=True)
     return PreprocessConfig.from_dict(state["config"]["preprocess"])
+
+
+def checkpoint_epochs(checkpoint: Path) -> int:
+    """The number of epochs a training checkpoint's run was set to (its cosine schedule's length), memory-mapped."""
+    state = torch.load(checkpoint, map_location="cpu", weights_only=False, mmap=True)
+    return int(state["config"]["epochs"])
 
 
 @dataclass
@@ -329,34 +338,50 @@ def _draw_batch(config: TrainConfig, epoch: int, index: int) -> tuple[np.ndarray
     )
 
 
+#: Longest wait for one batch from a worker pool, seconds (a batch takes well under one; a worker
+#: killed mid-task, out of memory say, loses its batch, and the wait would otherwise never end).
+BATCH_TIMEOUT_S = 300.0
+
+
 def epoch_batches(
-    config: TrainConfig, epoch: int, start: int = 0, pool=None,
+    config: TrainConfig, epoch: int, start: int = 0, pool: multiprocessing.pool.Pool | None = None,
 ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """The synthetic batches ``start ..`` of ``epoch``, in order.
 
     Drawn one by one in this process, or, with a ``pool`` (:func:`batch_worker_pool`), by its
     workers up to ``2 * config.workers`` batches ahead of the consumer. The arrays are the same
     either way: a batch depends only on ``(seed, epoch, index)``.
+
+    Raises
+    ------
+    RuntimeError
+        When a worker has not delivered a batch within :data:`BATCH_TIMEOUT_S`.
     """
     draw = functools.partial(_draw_batch, config, epoch)
     indices = iter(range(start, config.steps_per_epoch))
     if pool is None:
         yield from map(draw, indices)
         return
-    pending = deque(pool.apply_async(draw, (index,)) for index in itertools.islice(indices, 2 * max(config.workers, 1)))
+    ahead = 2 * max(config.workers, 1)
+    pending = deque((index, pool.apply_async(draw, (index,))) for index in itertools.islice(indices, ahead))
     while pending:
-        batch = pending.popleft().get()
-        pending.extend(pool.apply_async(draw, (index,)) for index in itertools.islice(indices, 1))
+        index, result = pending.popleft()
+        try:
+            batch = result.get(timeout=BATCH_TIMEOUT_S)
+        except multiprocessing.TimeoutError:
+            raise RuntimeError(f"batch workers: batch {index} of epoch {epoch + 1} did not arrive within "
+                               f"{BATCH_TIMEOUT_S:g} s (a worker killed, out of memory?)") from None
+        pending.extend((i, pool.apply_async(draw, (i,))) for i in itertools.islice(indices, 1))
         yield batch
 
 
-def batch_worker_pool(workers: int, start_timeout_s: float = 120.0):
+def batch_worker_pool(workers: int, start_timeout_s: float = 120.0) -> multiprocessing.pool.Pool:
     """A pool of ``workers`` spawned processes for :func:`epoch_batches`, each with one BLAS/OpenMP thread.
 
     The batches are numpy work: many single-threaded workers beat a few that oversubscribe the cores.
     Use it as a context manager (leaving terminates the workers). Spawned workers re-import the main
-    module, so a script that uses them needs an ``if __name__ == "__main__":`` guard and a file (not
-    ``python -c`` or stdin).
+    module from its file: a script needs its work under ``if __name__ == "__main__":``, and one read
+    from stdin (no file to import) cannot use them (``python -c`` can: there is nothing to re-import).
 
     Raises
     ------
@@ -423,13 +448,38 @@ def train(config: TrainConfig, *, resume: bool = True) -> list[dict]:
             raise ProductError(config.shipwakes_dir, "no annotated ShipWakes images (imgs/*.png with annotations/*.json) to mix in")
         logger.info("mixing %d ShipWakes images at fraction %.2f", len(samples), config.shipwakes_fraction)
     validation = _validation_set(config)
+    state = dict(model=model, ema=ema, optimizer=optimizer, validation=validation, samples=samples, epoch=epoch,
+                 batch=batch, step=step, history=history)
     if config.workers:
         with batch_worker_pool(config.workers) as pool:
-            return _train_loop(config, model, ema, optimizer, device, validation, samples, epoch, batch, step, history, pool)
-    return _train_loop(config, model, ema, optimizer, device, validation, samples, epoch, batch, step, history, None)
+            return _train_loop(config, **state, pool=pool)
+    return _train_loop(config, **state, pool=None)
 
 
-def _train_loop(config, model, ema, optimizer, device, validation, samples, epoch, batch, step, history, pool) -> list[dict]:
+def train_step(
+    model: torch.nn.Module, ema: torch.nn.Module, optimizer: torch.optim.Optimizer,
+    batch: tuple[np.ndarray, np.ndarray, np.ndarray], config: TrainConfig, step: int,
+) -> tuple[float, dict]:
+    """One optimisation step on ``batch`` (inputs, normalised keypoints, visibility) on the model's device:
+    forward, loss, backward, gradient clipping, AdamW, EMA update. Returns the loss and its parts."""
+    device = next(model.parameters()).device
+    x, kp, vis = batch
+    inputs = torch.from_numpy(x).to(device).contiguous(memory_format=torch.channels_last)
+    loss, parts = keypoint_loss(model(inputs), torch.from_numpy(kp).float().to(device), torch.from_numpy(vis).to(device),
+                                wakeless_kappa_weight=config.wakeless_kappa_weight)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+    optimizer.step()
+    _update_ema(ema, model, step, config.ema_decay)
+    return float(loss.detach()), parts
+
+
+def _train_loop(
+    config: TrainConfig, *, model: torch.nn.Module, ema: torch.nn.Module, optimizer: torch.optim.Optimizer,
+    validation: dict[str, np.ndarray], samples: list | None, epoch: int, batch: int, step: int, history: list[dict],
+    pool: multiprocessing.pool.Pool | None,
+) -> list[dict]:
     """The epochs of :func:`train` from ``(epoch, batch, step)`` on; ``pool`` draws the synthetic batches when given."""
     run_dir = Path(config.run_dir)
     last = run_dir / "last.pt"
@@ -456,17 +506,9 @@ def _train_loop(config, model, ema, optimizer, device, validation, samples, epoc
             torch.manual_seed(int(np.random.SeedSequence([config.seed, epoch, batch, 11]).generate_state(1)[0]))
             for group in optimizer.param_groups:
                 group["lr"] = _lr_at(step, total_steps, config)
-            inputs = torch.from_numpy(x).to(device).contiguous(memory_format=torch.channels_last)
-            outputs = model(inputs)
-            loss, parts = keypoint_loss(outputs, torch.from_numpy(kp).float().to(device), torch.from_numpy(vis).to(device),
-                                        wakeless_kappa_weight=config.wakeless_kappa_weight)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
-            optimizer.step()
-            _update_ema(ema, model, step, config.ema_decay)
+            loss, parts = train_step(model, ema, optimizer, (x, kp, vis), config, step)
             step += 1
-            losses.append(float(loss.detach()))
+            losses.append(loss)
             progress.set_postfix(loss=f"{np.mean(losses[-50:]):.4f}", angle=f"{parts['angle']:.4f}", refresh=False)
             now = time.monotonic()
             if now - last_checkpoint > config.checkpoint_minutes * 60:

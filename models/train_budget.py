@@ -3,56 +3,57 @@
 The learning rate follows a cosine over ``epochs * steps_per_epoch`` steps, so a run cut short by
 ``max_minutes`` stops at a high rate, before the schedule has annealed. When the budget is what is
 fixed (a lent GPU's few minutes, a 2-core session's two hours) and the machine's speed is not known
-in advance, measure it first: :func:`measure_step_rate` times a few steps of a throwaway network on
-the run's own batches, drawn as the run draws them (worker processes included), and
-:func:`epochs_for_budget` turns the rate into the most whole epochs that fit, validation included.
+in advance, measure it first: :func:`measure_step_rate` times training steps of a throwaway network
+on the run's own batches, drawn as the run draws them (worker processes included), once the
+workers' read-ahead is used up; :func:`epochs_for_budget` turns the rate into the most whole
+epochs that fit, validation and the per-epoch checkpoint included.
 """
 
 from __future__ import annotations
 
+import copy
 import math
 import time
 from dataclasses import replace
 
 import torch
 
-from models.network import create_model_for, keypoint_loss
-from models.train import TrainConfig, batch_worker_pool, epoch_batches, training_device
+from models.network import create_model_for
+from models.train import TrainConfig, batch_worker_pool, epoch_batches, train_step, training_device
 
 __all__ = ["measure_step_rate", "epochs_for_budget"]
 
 
-def measure_step_rate(config: TrainConfig, steps: int = 8, warmup: int = 2) -> float:
+def measure_step_rate(config: TrainConfig, steps: int | None = None, warmup: int | None = None) -> float:
     """Training steps per second of ``config`` on this machine (CUDA when present).
 
-    Runs ``warmup + steps`` steps (forward, backward, AdamW) of a fresh network of the run's shape on
-    the run's first batches of epoch 0, drawn in the loop or by ``config.workers`` processes as the
-    run would; only the last ``steps`` are timed. Nothing of the run (weights, checkpoint) is touched.
+    Runs ``warmup + steps`` full steps (:func:`models.train.train_step`: forward, backward, clipping,
+    AdamW, EMA) of a fresh network of the run's shape on full batches of synthetic chips (a
+    ShipWakes share is drawn as synthetic chips here), drawn in the loop or by ``config.workers``
+    processes as the run would. Only the last ``steps`` are timed; by default the warm-up outlasts
+    the workers' read-ahead (``2 + 2 * workers`` steps) and ``steps`` is ``max(8, 2 * workers)``,
+    so the rate is the slower of the generator and the network. Nothing of the run is touched.
     """
+    warmup = 2 + 2 * config.workers if warmup is None else warmup
+    steps = max(8, 2 * config.workers) if steps is None else steps
     if steps < 1 or warmup < 0:
-        raise ValueError(f"steps: expected >= 1 timed steps and >= 0 warm-up steps, got {steps} and {warmup}")
+        raise ValueError(f"measure_step_rate: expected steps >= 1 and warmup >= 0, got steps={steps}, warmup={warmup}")
     if config.threads:
         torch.set_num_threads(config.threads)
     device = training_device()
-    probe = replace(config, steps_per_epoch=warmup + steps)
+    probe = replace(config, shipwakes_dir=None, steps_per_epoch=warmup + steps)
     model = create_model_for(config.preprocess).to(device).to(memory_format=torch.channels_last).train()
+    ema = copy.deepcopy(model).eval()
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
 
     def run(pool) -> float:
-        started = None
-        for index, (x, kp, vis) in enumerate(epoch_batches(probe, epoch=0, pool=pool)):
+        started = time.perf_counter()
+        for index, batch in enumerate(epoch_batches(probe, epoch=0, pool=pool)):
             if index == warmup:
                 if device.type == "cuda":
                     torch.cuda.synchronize()
                 started = time.perf_counter()
-            inputs = torch.from_numpy(x).to(device).contiguous(memory_format=torch.channels_last)
-            loss, _ = keypoint_loss(model(inputs), torch.from_numpy(kp).float().to(device), torch.from_numpy(vis).to(device),
-                                    wakeless_kappa_weight=config.wakeless_kappa_weight)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-        if device.type == "cuda":
-            torch.cuda.synchronize()
+            train_step(model, ema, optimizer, batch, config, index)  # returns the loss as a float: synchronised
         return steps / (time.perf_counter() - started)
 
     if config.workers:
@@ -61,24 +62,29 @@ def measure_step_rate(config: TrainConfig, steps: int = 8, warmup: int = 2) -> f
     return run(None)
 
 
-def epochs_for_budget(config: TrainConfig, minutes: float, steps_per_second: float, *, margin: float = 0.9) -> int:
+def epochs_for_budget(
+    config: TrainConfig, minutes: float, steps_per_second: float, *, margin: float = 0.9, epoch_overhead_s: float = 3.0,
+) -> int:
     """The most whole epochs of ``config.steps_per_epoch`` steps that fit ``margin * minutes``.
 
     Each epoch also pays its validation pass over ``config.val_count`` chips, counted as forward
-    passes at three times the training step's per-chip rate (a step is a forward and a backward).
+    passes at three times the training step's per-chip rate (a step is a forward and a backward),
+    and ``epoch_overhead_s`` seconds for its checkpoint, EMA copy and metrics plot.
 
     Raises
     ------
     ValueError
-        When the budget or the rate is not a positive number, or not even one epoch fits (the
+        When the budget, the rate or the margin is out of range, or not even one epoch fits (the
         message says how long one takes).
     """
     if not (math.isfinite(minutes) and minutes > 0):
         raise ValueError(f"minutes: expected a positive budget, got {minutes!r}")
     if not (math.isfinite(steps_per_second) and steps_per_second > 0):
         raise ValueError(f"steps_per_second: expected a positive rate, got {steps_per_second!r}")
+    if not 0 < margin <= 1:
+        raise ValueError(f"margin: expected a share in (0, 1], got {margin!r}")
     validation_s = config.val_count / (3.0 * steps_per_second * config.batch_size)
-    epoch_s = config.steps_per_epoch / steps_per_second + validation_s
+    epoch_s = config.steps_per_epoch / steps_per_second + validation_s + epoch_overhead_s
     epochs = int(margin * minutes * 60.0 // epoch_s)
     if epochs < 1:
         raise ValueError(f"minutes: one epoch of {config.steps_per_epoch} steps takes about {epoch_s / 60:.1f} min "

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import csv
+import os
+import subprocess
+import sys
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,8 +16,8 @@ import torch
 from models.inference import file_sha256
 from models.preprocess import PreprocessConfig
 from models.train import TrainConfig, batch_worker_pool, epoch_batches, export_weights, train
-from vesselwatch.errors import ProductError
 from models.wake_chips import FAINT_RANGES, TRAIN_RANGES
+from vesselwatch.errors import ProductError
 
 
 def _config(run_dir, epochs):
@@ -150,20 +154,27 @@ def test_zoomed_views_are_the_multi_scale_inputs_with_keypoints_mapped_alike():
 
 
 def test_worker_processes_draw_the_same_batches_and_train_the_same_weights(tmp_path):
-    config = replace(_config(tmp_path / "serial", 1), faint_fraction=0.5, zoom_fraction=0.5, zoom_scales=(1.25,))
+    config = replace(_config(tmp_path / "serial", 1), steps_per_epoch=7, faint_fraction=0.5, zoom_fraction=0.5,
+                     zoom_scales=(1.25,))
     serial = list(epoch_batches(config, epoch=0, start=0))
-    with batch_worker_pool(2) as pool:
+    with batch_worker_pool(2) as pool:  # 7 batches, 4 ahead at most: every batch waits its turn
         ahead = list(epoch_batches(replace(config, workers=2), epoch=0, start=1, pool=pool))
-    assert len(serial) == 2 and len(ahead) == 1  # resumed at batch 1: batches 1.. only
-    for a, b in zip(serial[1], ahead[0]):
-        np.testing.assert_array_equal(a, b)
-    # Whole runs: drawn in the loop or by two workers, the same steps give the same weights.
+    assert len(serial) == 7 and len(ahead) == 6  # resumed at batch 1: batches 1.. only
+    for mine, theirs in zip(serial[1:], ahead, strict=True):
+        for a, b in zip(mine, theirs, strict=True):
+            np.testing.assert_array_equal(a, b)
+    # Whole runs: drawn in the loop, or by two workers and stopped after its first step (max_minutes)
+    # then resumed mid-epoch, the same steps give the same weights.
     train(config)
-    train(replace(config, run_dir=tmp_path / "workers", workers=2))
-    a = torch.load(tmp_path / "serial" / "last.pt", weights_only=False)["model"]
-    b = torch.load(tmp_path / "workers" / "last.pt", weights_only=False)["model"]
-    for key, value in a.items():
-        torch.testing.assert_close(value, b[key], rtol=0, atol=0, msg=key)
+    workers = replace(config, run_dir=tmp_path / "workers", workers=2, max_minutes=1e-6)
+    train(workers)
+    assert torch.load(tmp_path / "workers" / "last.pt", weights_only=False)["step"] == 1
+    train(replace(workers, max_minutes=None))
+    a = torch.load(tmp_path / "serial" / "last.pt", weights_only=False)
+    b = torch.load(tmp_path / "workers" / "last.pt", weights_only=False)
+    assert a["step"] == b["step"] == 7
+    for key, value in a["model"].items():
+        torch.testing.assert_close(value, b["model"][key], rtol=0, atol=0, msg=key)
 
 
 @pytest.mark.parametrize("workers", [-1, True, 1.5])
@@ -183,11 +194,6 @@ def test_an_empty_shipwakes_directory_is_refused_not_silently_skipped(tmp_path):
 
 def test_workers_that_cannot_start_are_named_not_respawned_forever(tmp_path):
     """Spawned workers re-import ``__main__``: a script read from stdin has none to import."""
-    import os
-    import subprocess
-    import sys
-    from pathlib import Path
-
     script = ("from models.train import batch_worker_pool\n"
               "try:\n    batch_worker_pool(1, start_timeout_s=5)\n"
               "except RuntimeError as error:\n    print('REFUSED', error)\n")

@@ -21,17 +21,20 @@ def _config(run_dir, **changes):
                                warmup_steps=1, threads=1, preprocess=PreprocessConfig(input_size=32)), **changes)
 
 
-def test_the_epochs_that_fit_count_the_steps_and_each_validation_pass(tmp_path):
+def test_the_epochs_that_fit_count_the_steps_validation_and_checkpoint(tmp_path):
     config = _config(tmp_path, steps_per_epoch=200, batch_size=64, val_count=768)
-    # 2 steps/s: an epoch is 100 s of steps + 768 chips of validation at 3 x 128 chips/s (2 s) = 102 s.
-    assert epochs_for_budget(config, 60.0, 2.0) == int(0.9 * 3600 // 102) == 31
-    assert epochs_for_budget(config, 60.0, 2.0, margin=1.0) == int(3600 // 102)
-    assert epochs_for_budget(config, 60.0, 4.0) == int(0.9 * 3600 // 51)
-    with pytest.raises(ValueError, match=r"one epoch of 200 steps takes about 1\.7 min"):
+    # 2 steps/s: an epoch is 100 s of steps + 768 chips of validation at 3 x 128 chips/s (2 s) + 3 s
+    # for its checkpoint and plot = 105 s.
+    assert epochs_for_budget(config, 60.0, 2.0) == int(0.9 * 3600 // 105) == 30
+    assert epochs_for_budget(config, 60.0, 2.0, margin=1.0, epoch_overhead_s=0.0) == int(3600 // 102)
+    assert epochs_for_budget(config, 60.0, 4.0) == int(0.9 * 3600 // 54)
+    with pytest.raises(ValueError, match=r"one epoch of 200 steps takes about 1\.8 min"):
         epochs_for_budget(config, 1.0, 2.0)
     for minutes, rate in ((0.0, 2.0), (math.nan, 2.0), (10.0, 0.0), (10.0, math.inf)):
         with pytest.raises(ValueError, match="minutes|steps_per_second"):
             epochs_for_budget(config, minutes, rate)
+    with pytest.raises(ValueError, match="margin"):
+        epochs_for_budget(config, 60.0, 2.0, margin=1.5)
 
 
 @pytest.mark.parametrize("workers", [0, 1])
@@ -40,23 +43,35 @@ def test_the_step_rate_is_measured_on_a_throwaway_network_without_touching_the_r
     rate = measure_step_rate(_config(run_dir, workers=workers, zoom_fraction=0.5, zoom_scales=(1.25,)), steps=2, warmup=1)
     assert math.isfinite(rate) and rate > 0
     assert not run_dir.exists()
-    with pytest.raises(ValueError, match="steps"):
+    with pytest.raises(ValueError, match="steps >= 1"):
         measure_step_rate(_config(run_dir), steps=0)
 
 
-def test_cli_fit_minutes_sizes_a_new_run_and_refuses_to_resize_one_in_progress(tmp_path):
+def test_cli_fit_minutes_sizes_a_new_run_that_resumes_with_its_own_epochs(tmp_path):
     run_dir = tmp_path / "run"
     args = ["train-heading", "--run-dir", str(run_dir), "--steps-per-epoch", "2", "--batch-size", "2", "--val-count", "4",
-            "--input-size", "32", "--epochs", "1"]
-    result = CliRunner().invoke(app, args + ["--fit-minutes", "0.2"])
+            "--input-size", "32"]
+    result = CliRunner().invoke(app, args + ["--fit-minutes", "0.2", "--workers", "1"])
     assert result.exit_code == 0, result.output
     summary = json.loads(result.output[result.output.index("{"):])
     saved = torch.load(run_dir / "last.pt", weights_only=False)
     assert summary["epochs"] == saved["config"]["epochs"] > 1  # two tiny steps: many epochs fit 12 s
-    assert saved["config"]["max_minutes"] == 0.2
-    result = CliRunner().invoke(app, args + ["--fit-minutes", "0.2"])
-    assert result.exit_code == 2 and "--fit-minutes sizes a new run" in result.output, result.output
-    result = CliRunner().invoke(app, ["train-heading", "--run-dir", str(tmp_path / "big"), "--steps-per-epoch", "100000",
-                                      "--batch-size", "2", "--val-count", "4", "--input-size", "32", "--fit-minutes", "0.1"])
+    assert saved["config"]["max_minutes"] == 0.2 and saved["config"]["workers"] == 1
+    # Resumed without --fit-minutes or --epochs, the run keeps the schedule it was sized to.
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output[result.output.index("{"):])["epochs"] == saved["config"]["epochs"]
+    for extra, words in ((["--fit-minutes", "0.2"], "--fit-minutes sizes a new run"),
+                         (["--fit-minutes", "0.2", "--epochs", "3", "--no-resume"], "not both")):
+        result = CliRunner().invoke(app, args + extra)
+        assert result.exit_code == 2 and words in result.output, result.output
+
+
+def test_cli_a_refused_budget_leaves_the_old_checkpoint_in_place(tmp_path):
+    run_dir = tmp_path / "run"
+    base = ["train-heading", "--run-dir", str(run_dir), "--batch-size", "2", "--val-count", "4", "--input-size", "32"]
+    assert CliRunner().invoke(app, base + ["--epochs", "1", "--steps-per-epoch", "1"]).exit_code == 0
+    before = (run_dir / "last.pt").read_bytes()
+    result = CliRunner().invoke(app, base + ["--no-resume", "--steps-per-epoch", "100000", "--fit-minutes", "0.1"])
     assert result.exit_code == 2 and "one epoch of 100000 steps takes about" in result.output, result.output
-    assert not (tmp_path / "big" / "last.pt").exists()
+    assert (run_dir / "last.pt").read_bytes() == before  # --no-resume removes it only once the run is sized

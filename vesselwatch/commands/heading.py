@@ -209,7 +209,8 @@ def register(app: typer.Typer) -> None:
     @app.command("train-heading")
     def train_heading(
         run_dir: Path = typer.Option(Path("var/heading/run"), "--run-dir", help="Checkpoints, metrics.csv, metrics.png."),
-        epochs: int = typer.Option(12, "--epochs", min=1),
+        epochs: Optional[int] = typer.Option(None, "--epochs", min=1, help="Length of the cosine schedule. Default: "
+                                             "the resumed run's, else 12."),
         steps_per_epoch: int = typer.Option(200, "--steps-per-epoch", min=1),
         batch_size: int = typer.Option(64, "--batch-size", min=2),
         lr: float = typer.Option(2e-3, "--lr", min=1e-9, max=1.0, help="Peak learning rate (cosine schedule)."),
@@ -231,13 +232,13 @@ def register(app: typer.Typer) -> None:
                                                       "else the init weights', else 0."),
         threads: int = typer.Option(1, "--threads", min=0, help="CPU threads (1 is fastest on a busy 2-core box)."),
         workers: int = typer.Option(0, "--workers", min=0, help="Processes drawing the synthetic batches ahead of the "
-                                    "training step (0: drawn in the loop; same batches either way). On a GPU the "
-                                    "generator is the bottleneck: give it the spare cores."),
+                                    "training step (0: drawn in the loop; same batches either way). Pays where the "
+                                    "generator, not the network, sets the pace (a GPU): give it the spare cores."),
         max_minutes: Optional[float] = typer.Option(None, "--max-minutes", min=0.01, help="Stop (and checkpoint) after this long; resume later."),
         fit_minutes: Optional[float] = typer.Option(None, "--fit-minutes", min=0.1, help="Size a new run to this budget: "
                                                     "time a few steps here, then train as many whole --steps-per-epoch "
-                                                    "epochs as fit (replaces --epochs; the cosine schedule ends in time). "
-                                                    "Also the default --max-minutes."),
+                                                    "epochs as fit (instead of --epochs; the cosine schedule ends in time). "
+                                                    "Also the default --max-minutes. Resume such a run without it."),
         checkpoint_minutes: float = typer.Option(4.0, "--checkpoint-minutes", min=0.01),
         val_count: int = typer.Option(768, "--val-count", min=1),
         shipwakes: Optional[Path] = typer.Option(None, "--shipwakes", help="ShipWakes-format directory to mix in (imgs/ + annotations/)."),
@@ -265,8 +266,34 @@ def register(app: typer.Typer) -> None:
         """Train the wake-keypoint heading model on synthetic chips (CPU or CUDA), resumable."""
         from models.network import check_head
         from models.preprocess import PreprocessConfig
-        from models.train import CheckpointMismatch, TrainConfig, train
+        from models.train import CheckpointMismatch, TrainConfig, checkpoint_epochs, train
         from models.wake_chips import FAINT_RANGES, TRAIN_RANGES
+
+        last = run_dir / "last.pt"
+        resuming = resume and last.is_file()
+        if fit_minutes is not None and epochs is not None:
+            typer.echo("vesselwatch train-heading: give --epochs or --fit-minutes, not both (--fit-minutes sets the epochs)", err=True)
+            raise typer.Exit(code=2)
+        if fit_minutes is not None and resuming:
+            typer.echo(f"vesselwatch train-heading: --fit-minutes sizes a new run, and {last} exists: resume it without "
+                       "--fit-minutes (it keeps the epochs it was sized to), or start over with --no-resume", err=True)
+            raise typer.Exit(code=2)
+        if resuming:
+            try:
+                saved_epochs = checkpoint_epochs(last)
+            except (OSError, RuntimeError, ValueError, TypeError, KeyError, EOFError, pickle.UnpicklingError) as error:
+                typer.echo(f"vesselwatch train-heading: {last}: cannot read the saved run settings: {error}", err=True)
+                raise typer.Exit(code=2) from error
+            if epochs is not None and epochs != saved_epochs:
+                logger.warning("%s was set to %d epochs; --epochs %d changes its learning-rate schedule from here on",
+                               last, saved_epochs, epochs)
+            epochs = saved_epochs if epochs is None else epochs
+        epochs = 12 if epochs is None else epochs
+        if shipwakes is not None and not any((shipwakes / "imgs" / f"{p.stem}.png").is_file()
+                                             for p in (shipwakes / "annotations").glob("*.json")):
+            typer.echo(f"vesselwatch train-heading: --shipwakes {shipwakes}: no annotated images to mix in "
+                       "(expected imgs/NAME.png with annotations/NAME.json)", err=True)
+            raise typer.Exit(code=2)
 
         try:
             ranges = ranges_with_overrides(TRAIN_RANGES, train_range, option="--range")
@@ -307,26 +334,27 @@ def register(app: typer.Typer) -> None:
         if init_weights is not None and not init_weights.is_file():
             typer.echo(f"vesselwatch train-heading: --init-weights {init_weights}: not a weights file", err=True)
             raise typer.Exit(code=2)
-        if fit_minutes is not None and resume and (run_dir / "last.pt").exists():
-            typer.echo(f"vesselwatch train-heading: --fit-minutes sizes a new run; {run_dir / 'last.pt'} exists: resume it "
-                       "with the --epochs it was sized to (metrics.csv, or its config), or start over with --no-resume", err=True)
-            raise typer.Exit(code=2)
-        if not resume and (run_dir / "last.pt").exists():  # only once every input has been checked
-            (run_dir / "last.pt").unlink()
         if fit_minutes is not None:
             from models.train_budget import epochs_for_budget, measure_step_rate
 
-            rate = measure_step_rate(config)
             try:
+                rate = measure_step_rate(config)
                 config.epochs = epochs_for_budget(config, fit_minutes, rate)
-            except ValueError as error:
+            except (ValueError, RuntimeError) as error:  # too short a budget; workers that cannot start
                 typer.echo(f"vesselwatch train-heading: --fit-minutes {fit_minutes:g}: {error}", err=True)
                 raise typer.Exit(code=2) from error
             config.max_minutes = fit_minutes if max_minutes is None else max_minutes
             logger.info("%.2f steps/s here: %d epochs of %d steps fit %.3g min", rate, config.epochs,
                         config.steps_per_epoch, fit_minutes)
+        if not resume and last.exists():  # only once every input has been checked and the run sized
+            last.unlink()
         try:
             history = train(config, resume=resume)
+        except RuntimeError as error:
+            if "batch workers" not in str(error):
+                raise
+            typer.echo(f"vesselwatch train-heading: --workers {workers}: {error}", err=True)
+            raise typer.Exit(code=2) from error
         except CheckpointMismatch as error:
             typer.echo(f"vesselwatch train-heading: --run-dir {error}", err=True)
             raise typer.Exit(code=2) from error
