@@ -20,7 +20,7 @@ from PIL import Image
 from models.metrics import keypoint_heading_deg
 from vesselwatch.errors import InputError, ProductError
 
-__all__ = ["ShipWakesSample", "crop_window", "hull_centred_chips", "load_shipwakes", "tooltips_to_keypoints"]
+__all__ = ["ShipWakesSample", "annotated_images", "crop_window", "hull_centred_chips", "load_shipwakes", "tooltips_to_keypoints"]
 
 PNG_BAND_NAMES: tuple[str, ...] = ("B04", "B03", "B02")
 
@@ -66,6 +66,17 @@ def tooltips_to_keypoints(tooltips: list[dict], source: str | Path = "<tooltips>
     return keypoints
 
 
+def annotated_images(root: str | Path) -> list[tuple[Path, Path]]:
+    """``(annotation JSON, PNG)`` pairs of a ShipWakes-format directory, sorted by name; nothing is read.
+
+    An annotation counts when ``imgs/`` holds a PNG of the same stem; ``[]`` when there are none or
+    ``root`` lacks ``annotations/``.
+    """
+    root = Path(root)
+    pairs = ((json_path, root / "imgs" / f"{json_path.stem}.png") for json_path in sorted((root / "annotations").glob("*.json")))
+    return [(json_path, png) for json_path, png in pairs if png.exists()]
+
+
 def load_shipwakes(root: str | Path) -> list[ShipWakesSample]:
     """Read every annotated image of a ShipWakes-format directory, sorted by name.
 
@@ -81,10 +92,7 @@ def load_shipwakes(root: str | Path) -> list[ShipWakesSample]:
     if not images.is_dir() or not annotations.is_dir():
         raise ProductError(root, "not a ShipWakes directory: expected imgs/ and annotations/")
     samples = []
-    for json_path in sorted(annotations.glob("*.json")):
-        png = images / f"{json_path.stem}.png"
-        if not png.exists():
-            continue
+    for json_path, png in annotated_images(root):
         try:
             doc = json.loads(json_path.read_text())
         except json.JSONDecodeError as exc:

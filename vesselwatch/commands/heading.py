@@ -266,6 +266,7 @@ def register(app: typer.Typer) -> None:
         """Train the wake-keypoint heading model on synthetic chips (CPU or CUDA), resumable."""
         from models.network import check_head
         from models.preprocess import PreprocessConfig
+        from models.shipwakes import annotated_images
         from models.train import CheckpointMismatch, TrainConfig, checkpoint_epochs, train
         from models.wake_chips import FAINT_RANGES, TRAIN_RANGES
 
@@ -289,8 +290,7 @@ def register(app: typer.Typer) -> None:
                                last, saved_epochs, epochs)
             epochs = saved_epochs if epochs is None else epochs
         epochs = 12 if epochs is None else epochs
-        if shipwakes is not None and not any((shipwakes / "imgs" / f"{p.stem}.png").is_file()
-                                             for p in (shipwakes / "annotations").glob("*.json")):
+        if shipwakes is not None and not annotated_images(shipwakes):
             typer.echo(f"vesselwatch train-heading: --shipwakes {shipwakes}: no annotated images to mix in "
                        "(expected imgs/NAME.png with annotations/NAME.json)", err=True)
             raise typer.Exit(code=2)
