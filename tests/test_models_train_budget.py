@@ -55,7 +55,7 @@ def test_cli_fit_minutes_sizes_a_new_run_that_resumes_with_its_own_epochs(tmp_pa
     assert result.exit_code == 0, result.output
     summary = json.loads(result.output[result.output.index("{"):])
     saved = torch.load(run_dir / "last.pt", weights_only=False)
-    assert summary["epochs"] == saved["config"]["epochs"] > 1  # two tiny steps: many epochs fit 12 s
+    assert summary["epochs"] == saved["config"]["epochs"] > 1  # two tiny steps an epoch: more than one fits 12 s
     assert saved["config"]["max_minutes"] == 0.2 and saved["config"]["workers"] == 1
     # Resumed without --fit-minutes or --epochs, the run keeps the schedule it was sized to.
     result = CliRunner().invoke(app, args)
@@ -75,3 +75,16 @@ def test_cli_a_refused_budget_leaves_the_old_checkpoint_in_place(tmp_path):
     result = CliRunner().invoke(app, base + ["--no-resume", "--steps-per-epoch", "100000", "--fit-minutes", "0.1"])
     assert result.exit_code == 2 and "one epoch of 100000 steps takes about" in result.output, result.output
     assert (run_dir / "last.pt").read_bytes() == before  # --no-resume removes it only once the run is sized
+
+
+def test_cli_names_a_shipwakes_folder_that_is_not_one_or_has_no_annotated_images(tmp_path):
+    base = ["train-heading", "--run-dir", str(tmp_path / "run"), "--batch-size", "2", "--val-count", "4", "--input-size", "32",
+            "--epochs", "1", "--steps-per-epoch", "1", "--shipwakes", str(tmp_path / "sw")]
+    result = CliRunner().invoke(app, base)
+    assert result.exit_code == 2 and "not a ShipWakes directory: expected imgs/ and annotations/" in result.output
+    (tmp_path / "sw" / "imgs").mkdir(parents=True)
+    (tmp_path / "sw" / "annotations").mkdir()
+    (tmp_path / "sw" / "annotations" / "a.json").write_text('{"tooltips": []}')  # its PNG is missing
+    result = CliRunner().invoke(app, base)
+    assert result.exit_code == 2 and "no annotated images to mix in" in result.output, result.output
+    assert not (tmp_path / "run").exists()

@@ -291,8 +291,10 @@ def register(app: typer.Typer) -> None:
             epochs = saved_epochs if epochs is None else epochs
         epochs = 12 if epochs is None else epochs
         if shipwakes is not None and not annotated_images(shipwakes):
-            typer.echo(f"vesselwatch train-heading: --shipwakes {shipwakes}: no annotated images to mix in "
-                       "(expected imgs/NAME.png with annotations/NAME.json)", err=True)
+            problem = ("no annotated images to mix in (expected imgs/NAME.png with annotations/NAME.json)"
+                       if (shipwakes / "imgs").is_dir() and (shipwakes / "annotations").is_dir()
+                       else "not a ShipWakes directory: expected imgs/ and annotations/")
+            typer.echo(f"vesselwatch train-heading: --shipwakes {shipwakes}: {problem}", err=True)
             raise typer.Exit(code=2)
 
         try:
