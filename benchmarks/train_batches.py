@@ -7,7 +7,8 @@ the same run and on the same batches (the stop-26 recipe: 50% faint chips, 50% z
 
 * ``in the loop`` — one process draws batch after batch;
 * ``N workers`` — :func:`models.train.epoch_batches` with a pool of ``N`` (pool start-up excluded);
-* ``training step`` — forward, backward and AdamW step of the shipped network on one such batch at
+* ``training step`` — one :func:`models.train.train_step` (forward, backward, clipping, AdamW, EMA) of
+  the shipped network's shape on one such batch at
   ``--threads`` (what each drawn batch feeds), so the two rates can be compared.
 
 Usage::
@@ -18,6 +19,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import copy
 import os
 import time
 from dataclasses import replace
@@ -25,9 +27,9 @@ from dataclasses import replace
 import numpy as np
 import torch
 
-from models.network import create_model_for, keypoint_loss
+from models.network import create_model_for
 from models.preprocess import PreprocessConfig
-from models.train import TrainConfig, batch_worker_pool, epoch_batches
+from models.train import TrainConfig, batch_worker_pool, epoch_batches, train_step
 
 
 def _rate(config: TrainConfig, pool=None) -> tuple[float, tuple]:
@@ -39,23 +41,15 @@ def _rate(config: TrainConfig, pool=None) -> tuple[float, tuple]:
 
 
 def _step_rate(config: TrainConfig, repeats: int = 5) -> float:
-    """Training steps per second on one drawn batch (after one warm-up step)."""
+    """Training steps per second (:func:`models.train.train_step`) on one drawn batch, after one warm-up step."""
     model = create_model_for(config.preprocess).to(memory_format=torch.channels_last).train()
+    ema = copy.deepcopy(model).eval()
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
-    x, kp, vis = next(epoch_batches(config, epoch=0))
-    inputs = torch.from_numpy(x).contiguous(memory_format=torch.channels_last)
-    kp_t, vis_t = torch.from_numpy(kp).float(), torch.from_numpy(vis)
-
-    def step() -> None:
-        loss, _ = keypoint_loss(model(inputs), kp_t, vis_t, wakeless_kappa_weight=config.wakeless_kappa_weight)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-
-    step()
+    batch = next(epoch_batches(config, epoch=0))
+    train_step(model, ema, optimizer, batch, config, 0)
     started = time.perf_counter()
-    for _ in range(repeats):
-        step()
+    for step in range(1, repeats + 1):
+        train_step(model, ema, optimizer, batch, config, step)
     return repeats / (time.perf_counter() - started)
 
 

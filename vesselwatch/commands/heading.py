@@ -19,6 +19,9 @@ if TYPE_CHECKING:  # the CLI imports models (torch) only inside the commands tha
 
 logger = logging.getLogger(__name__)
 
+#: What reading a damaged or foreign training checkpoint (``last.pt``) raises: torch, pickle, a missing key.
+_UNREADABLE_CHECKPOINT = (OSError, RuntimeError, ValueError, TypeError, KeyError, EOFError, pickle.UnpicklingError)
+
 #: Picture formats ``--png`` can write, by suffix.
 _PICTURE_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp"}
 
@@ -76,7 +79,7 @@ def network_shape(
     if checkpoint is not None and checkpoint.exists():
         try:
             source = checkpoint_preprocess(checkpoint)
-        except (OSError, RuntimeError, ValueError, TypeError, KeyError, EOFError, pickle.UnpicklingError) as error:
+        except _UNREADABLE_CHECKPOINT as error:
             raise InputError(f"{checkpoint}: cannot read the saved run settings: {error}") from error
     elif path is not None and path.exists():
         try:
@@ -282,7 +285,7 @@ def register(app: typer.Typer) -> None:
         if resuming:
             try:
                 saved_epochs = checkpoint_epochs(last)
-            except (OSError, RuntimeError, ValueError, TypeError, KeyError, EOFError, pickle.UnpicklingError) as error:
+            except _UNREADABLE_CHECKPOINT as error:
                 typer.echo(f"vesselwatch train-heading: {last}: cannot read the saved run settings: {error}", err=True)
                 raise typer.Exit(code=2) from error
             if epochs is not None and epochs != saved_epochs:
