@@ -25,6 +25,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
+import threadpoolctl
 import torch
 from tqdm import tqdm
 
@@ -375,6 +376,13 @@ def epoch_batches(
         yield batch
 
 
+def _one_thread_per_worker() -> None:
+    """Pool initializer: one BLAS/OpenMP thread in this worker, for the libraries loaded now and later."""
+    os.environ.update(dict.fromkeys(("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"), "1"))
+    torch.set_num_threads(1)
+    threadpoolctl.threadpool_limits(1)  # the BLAS numpy and scipy loaded when this module was imported
+
+
 def batch_worker_pool(workers: int, start_timeout_s: float = 120.0) -> multiprocessing.pool.Pool:
     """A pool of ``workers`` spawned processes for :func:`epoch_batches`, each with one BLAS/OpenMP thread.
 
@@ -388,17 +396,8 @@ def batch_worker_pool(workers: int, start_timeout_s: float = 120.0) -> multiproc
     RuntimeError
         When the workers cannot run a task within ``start_timeout_s`` (the pool is terminated).
     """
-    limits = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
-    saved = {name: os.environ.get(name) for name in limits}
-    os.environ.update({name: "1" for name in limits})  # read by numpy's BLAS when a worker imports it
-    try:
-        pool = multiprocessing.get_context("spawn").Pool(workers)
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+    # The initializer runs in every worker the pool starts, also one it starts again after a crash.
+    pool = multiprocessing.get_context("spawn").Pool(workers, initializer=_one_thread_per_worker)
     try:  # a worker that dies while starting is replaced forever: fail here instead
         pool.apply_async(os.getpid).get(timeout=start_timeout_s)
     except multiprocessing.TimeoutError:
