@@ -41,7 +41,7 @@ from vesselwatch.errors import ProductError
 __all__ = [
     "TrainConfig", "train", "evaluate_arrays", "export_weights", "predict_raw", "weights_record", "checkpoint_preprocess",
     "checkpoint_epochs",
-    "CheckpointMismatch", "NETWORK_FIELDS", "epoch_batches", "batch_worker_pool", "synthetic_count", "training_device",
+    "CheckpointMismatch", "NETWORK_FIELDS", "epoch_batches", "shipwakes_samples", "with_shipwakes", "batch_worker_pool", "synthetic_count", "training_device",
     "train_step", "BATCH_TIMEOUT_S",
 ]
 
@@ -329,6 +329,37 @@ def synthetic_count(config: TrainConfig) -> int:
     return config.batch_size - n_real
 
 
+def shipwakes_samples(config: TrainConfig) -> list | None:
+    """The ShipWakes images a run mixes into its batches; ``None`` without ``config.shipwakes_dir``.
+
+    Raises
+    ------
+    ProductError
+        When the directory holds no annotated image (a run would silently train on synthetic chips alone).
+    """
+    if not config.shipwakes_dir:
+        return None
+    samples, _, _ = shipwakes_arrays(Path(config.shipwakes_dir), config.preprocess)
+    if not samples:
+        raise ProductError(config.shipwakes_dir, "no annotated ShipWakes images (imgs/*.png with annotations/*.json) to mix in")
+    return samples
+
+
+def with_shipwakes(
+    batch: tuple[np.ndarray, np.ndarray, np.ndarray], samples: list | None, config: TrainConfig, epoch: int, index: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Synthetic batch ``index`` of ``epoch`` with the run's ShipWakes share appended (crops drawn in this
+    process, as training draws them); the batch itself when no ShipWakes images are mixed in."""
+    n_real = config.batch_size - synthetic_count(config) if samples else 0
+    if not n_real:
+        return batch
+    # Stream 13: 7 picks the synthetic chips' zoomed views, and sharing it tied which
+    # ShipWakes images and crops a batch gets to which of its chips are zoomed.
+    rng = np.random.default_rng([config.seed, epoch, index, 13])
+    real = shipwakes_batch(samples, n_real, rng, config.preprocess)
+    return tuple(np.concatenate([mine, theirs]) for mine, theirs in zip(batch, real, strict=True))
+
+
 def _draw_batch(config: TrainConfig, epoch: int, index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Synthetic batch ``index`` of ``epoch`` of a run (module level, so worker processes can run it)."""
     count = synthetic_count(config)
@@ -440,11 +471,8 @@ def train(config: TrainConfig, *, resume: bool = True) -> list[dict]:
         optimizer.load_state_dict(state["optimizer"])
         epoch, batch, step, history = state["epoch"], state["batch"], state["step"], state["history"]
         logger.info("resumed %s at epoch %d batch %d (step %d)", last, epoch, batch, step)
-    samples = None
-    if config.shipwakes_dir:
-        samples, _, _ = shipwakes_arrays(Path(config.shipwakes_dir), pre)
-        if not samples:
-            raise ProductError(config.shipwakes_dir, "no annotated ShipWakes images (imgs/*.png with annotations/*.json) to mix in")
+    samples = shipwakes_samples(config)
+    if samples:
         logger.info("mixing %d ShipWakes images at fraction %.2f", len(samples), config.shipwakes_fraction)
     validation = _validation_set(config)
     state = dict(model=model, ema=ema, optimizer=optimizer, validation=validation, samples=samples, epoch=epoch,
@@ -482,7 +510,6 @@ def _train_loop(
     """The epochs of :func:`train` from ``(epoch, batch, step)`` on; ``pool`` draws the synthetic batches when given."""
     run_dir = Path(config.run_dir)
     last = run_dir / "last.pt"
-    pre = config.preprocess
     total_steps = config.epochs * config.steps_per_epoch
     started = time.monotonic()
     last_checkpoint = started
@@ -493,14 +520,8 @@ def _train_loop(
             range(batch, config.steps_per_epoch), desc=f"epoch {epoch + 1}/{config.epochs}", initial=batch,
             total=config.steps_per_epoch, mininterval=20.0, leave=True,
         )
-        n_real = config.batch_size - synthetic_count(config) if samples else 0
-        for batch, (x, kp, vis) in zip(progress, epoch_batches(config, epoch, batch, pool)):
-            if n_real:
-                # Stream 13: 7 picks the synthetic chips' zoomed views, and sharing it tied which
-                # ShipWakes images and crops a batch gets to which of its chips are zoomed.
-                rng = np.random.default_rng([config.seed, epoch, batch, 13])
-                xr, kpr, visr = shipwakes_batch(samples, n_real, rng, pre)
-                x, kp, vis = np.concatenate([x, xr]), np.concatenate([kp, kpr]), np.concatenate([vis, visr])
+        for batch, synthetic in zip(progress, epoch_batches(config, epoch, batch, pool)):
+            x, kp, vis = with_shipwakes(synthetic, samples, config, epoch, batch)
             # Dropout draws from torch's global generator: seed it per batch so a resumed run matches.
             torch.manual_seed(int(np.random.SeedSequence([config.seed, epoch, batch, 11]).generate_state(1)[0]))
             for group in optimizer.param_groups:

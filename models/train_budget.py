@@ -19,7 +19,9 @@ from dataclasses import replace
 import torch
 
 from models.network import create_model_for
-from models.train import TrainConfig, batch_worker_pool, epoch_batches, train_step, training_device
+from models.train import (
+    TrainConfig, batch_worker_pool, epoch_batches, shipwakes_samples, train_step, training_device, with_shipwakes,
+)
 
 __all__ = ["measure_step_rate", "epochs_for_budget"]
 
@@ -28,11 +30,12 @@ def measure_step_rate(config: TrainConfig, steps: int | None = None, warmup: int
     """Training steps per second of ``config`` on this machine (CUDA when present).
 
     Runs ``warmup + steps`` full steps (:func:`models.train.train_step`: forward, backward, clipping,
-    AdamW, EMA) of a fresh network of the run's shape on full batches of synthetic chips (a
-    ShipWakes share is drawn as synthetic chips here), drawn in the loop or by ``config.workers``
-    processes as the run would. Only the last ``steps`` are timed; by default the warm-up outlasts
-    the workers' read-ahead (``2 + 2 * workers`` steps) and ``steps`` is ``max(8, 2 * workers)``,
-    so the rate is the slower of the generator and the network. Nothing of the run is touched.
+    AdamW, EMA) of a fresh network of the run's shape on the run's first batches, drawn as the run
+    draws them: synthetic chips in the loop or by ``config.workers`` processes, and the ShipWakes
+    share, if any, cropped in this process. Only the last ``steps`` are timed; by default the
+    warm-up outlasts the workers' read-ahead (``2 + 2 * workers`` steps) and ``steps`` is
+    ``max(8, 2 * workers)``, so the rate is the slower of the generator and the network. Nothing of
+    the run is touched.
     """
     warmup = 2 + 2 * config.workers if warmup is None else warmup
     steps = max(8, 2 * config.workers) if steps is None else steps
@@ -41,18 +44,20 @@ def measure_step_rate(config: TrainConfig, steps: int | None = None, warmup: int
     if config.threads:
         torch.set_num_threads(config.threads)
     device = training_device()
-    probe = replace(config, shipwakes_dir=None, steps_per_epoch=warmup + steps)
+    probe = replace(config, steps_per_epoch=warmup + steps)
+    samples = shipwakes_samples(config)
     model = create_model_for(config.preprocess).to(device).to(memory_format=torch.channels_last).train()
     ema = copy.deepcopy(model).eval()
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
 
     def run(pool) -> float:
         started = time.perf_counter()
-        for index, batch in enumerate(epoch_batches(probe, epoch=0, pool=pool)):
+        for index, synthetic in enumerate(epoch_batches(probe, epoch=0, pool=pool)):
             if index == warmup:
                 if device.type == "cuda":
                     torch.cuda.synchronize()
                 started = time.perf_counter()
+            batch = with_shipwakes(synthetic, samples, probe, 0, index)  # timed: the run crops them in this loop
             train_step(model, ema, optimizer, batch, config, index)  # returns the loss as a float: synchronised
         return steps / (time.perf_counter() - started)
 

@@ -6,14 +6,21 @@ import json
 import math
 from dataclasses import replace
 
+from pathlib import Path
+
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 from typer.testing import CliRunner
 
+import models.train
+from models import train_budget
 from models.preprocess import PreprocessConfig
 from models.train import TrainConfig
 from models.train_budget import epochs_for_budget, measure_step_rate
 from vesselwatch.cli import app
+from vesselwatch.errors import ProductError
 
 
 def _config(run_dir, **changes):
@@ -45,6 +52,44 @@ def test_the_step_rate_is_measured_on_a_throwaway_network_without_touching_the_r
     assert not run_dir.exists()
     with pytest.raises(ValueError, match="steps >= 1"):
         measure_step_rate(_config(run_dir), steps=0)
+
+
+def _shipwakes_folder(root: Path, count: int = 3) -> Path:
+    """``count`` 48 px ShipWakes images (noise) with a hull and a wake end each."""
+    (root / "imgs").mkdir(parents=True)
+    (root / "annotations").mkdir()
+    rng = np.random.default_rng(5)
+    for i in range(count):
+        Image.fromarray(rng.integers(0, 255, size=(48, 48, 3), dtype=np.uint8)).save(root / "imgs" / f"s{i}.png")
+        tooltips = [{"x": 24.0 + i, "y": 24.0}, {"x": 10.0, "y": 30.0 - i}]
+        (root / "annotations" / f"s{i}.json").write_text(json.dumps({"tooltips": tooltips}))
+    return root
+
+
+def test_the_step_rate_is_timed_on_the_batches_the_run_trains_on_shipwakes_share_included(tmp_path, monkeypatch):
+    config = _config(tmp_path / "run", epochs=1, steps_per_epoch=3, shipwakes_dir=_shipwakes_folder(tmp_path / "sw"),
+                     shipwakes_fraction=0.5)
+    seen = {"probe": [], "run": []}
+
+    def recorder(name, step):
+        def record(model, ema, optimizer, batch, config, index):
+            seen[name].append(batch)
+            return step(model, ema, optimizer, batch, config, index)
+        return record
+
+    monkeypatch.setattr(train_budget, "train_step", recorder("probe", train_budget.train_step))
+    monkeypatch.setattr(models.train, "train_step", recorder("run", models.train.train_step))
+    measure_step_rate(config, steps=2, warmup=1)
+    models.train.train(config)
+    assert len(seen["probe"]) == len(seen["run"]) == 3
+    for probe, run in zip(seen["probe"], seen["run"], strict=True):
+        assert len(probe[0]) == 4  # 2 synthetic chips + 2 ShipWakes crops
+        for mine, theirs in zip(probe, run, strict=True):
+            np.testing.assert_array_equal(mine, theirs)
+    (tmp_path / "empty" / "imgs").mkdir(parents=True)
+    (tmp_path / "empty" / "annotations").mkdir()
+    with pytest.raises(ProductError, match="no annotated ShipWakes images"):
+        measure_step_rate(replace(config, shipwakes_dir=tmp_path / "empty"), steps=1, warmup=0)
 
 
 def test_cli_fit_minutes_sizes_a_new_run_that_resumes_with_its_own_epochs(tmp_path):
