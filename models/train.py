@@ -33,6 +33,7 @@ from models.metrics import angular_error_deg, summarize_errors
 from models.inference import decode_outputs
 from models.network import adapt_state_dict, create_model_for, keypoint_loss
 from models.preprocess import PreprocessConfig, prepare_batch, zoom_crop_px
+from models.shipwakes import ShipWakesSample, crop_window, load_shipwakes
 from models.wake_chips import (
     BAND_NAMES, FAINT_RANGES, TRAIN_RANGES, ChipRanges, clip_keypoints_to_chip, dihedral_transform, draw_chips,
 )
@@ -41,8 +42,8 @@ from vesselwatch.errors import ProductError
 __all__ = [
     "TrainConfig", "train", "evaluate_arrays", "export_weights", "predict_raw", "weights_record", "checkpoint_preprocess",
     "checkpoint_epochs",
-    "CheckpointMismatch", "NETWORK_FIELDS", "epoch_batches", "shipwakes_samples", "with_shipwakes", "batch_worker_pool", "synthetic_count", "training_device",
-    "train_step", "BATCH_TIMEOUT_S",
+    "CheckpointMismatch", "NETWORK_FIELDS", "epoch_batches", "shipwakes_samples", "with_shipwakes", "batch_worker_pool",
+    "synthetic_count", "training_device", "train_step", "BATCH_TIMEOUT_S",
 ]
 
 logger = logging.getLogger(__name__)
@@ -198,18 +199,8 @@ def zoom_views(
     return inputs, keypoints, visible
 
 
-def shipwakes_arrays(root: Path, preprocess: PreprocessConfig) -> tuple[np.ndarray, np.ndarray, list]:
-    """ShipWakes images as a list of ``(3, H, W)`` arrays with pixel keypoints, for crop sampling."""
-    from models.shipwakes import load_shipwakes
-
-    samples = load_shipwakes(root)
-    return samples, np.array([s.keypoints for s in samples]), [s.band_names for s in samples]
-
-
-def shipwakes_batch(samples: list, count: int, rng: np.random.Generator, preprocess: PreprocessConfig):
+def shipwakes_batch(samples: list[ShipWakesSample], count: int, rng: np.random.Generator, preprocess: PreprocessConfig):
     """Random crops around the annotated hull of ShipWakes images, with dihedral augmentation."""
-    from models.shipwakes import crop_window
-
     size = preprocess.input_size
     inputs, keypoints, visible = [], [], []
     for i in rng.integers(0, len(samples), size=count):
@@ -329,24 +320,28 @@ def synthetic_count(config: TrainConfig) -> int:
     return config.batch_size - n_real
 
 
-def shipwakes_samples(config: TrainConfig) -> list | None:
+def shipwakes_samples(config: TrainConfig) -> list[ShipWakesSample] | None:
     """The ShipWakes images a run mixes into its batches; ``None`` without ``config.shipwakes_dir``.
 
     Raises
     ------
     ProductError
-        When the directory holds no annotated image (a run would silently train on synthetic chips alone).
+        When the directory is not a ShipWakes directory, an image cannot be decoded, or it holds no
+        annotated image (a run would silently train on synthetic chips alone).
+    InputError
+        When an annotation is malformed.
     """
     if not config.shipwakes_dir:
         return None
-    samples, _, _ = shipwakes_arrays(Path(config.shipwakes_dir), config.preprocess)
+    samples = load_shipwakes(Path(config.shipwakes_dir))
     if not samples:
         raise ProductError(config.shipwakes_dir, "no annotated ShipWakes images (imgs/*.png with annotations/*.json) to mix in")
     return samples
 
 
 def with_shipwakes(
-    batch: tuple[np.ndarray, np.ndarray, np.ndarray], samples: list | None, config: TrainConfig, epoch: int, index: int,
+    batch: tuple[np.ndarray, np.ndarray, np.ndarray], samples: list[ShipWakesSample] | None, config: TrainConfig,
+    epoch: int, index: int,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Synthetic batch ``index`` of ``epoch`` with the run's ShipWakes share appended (crops drawn in this
     process, as training draws them); the batch itself when no ShipWakes images are mixed in."""
@@ -356,8 +351,8 @@ def with_shipwakes(
     # Stream 13: 7 picks the synthetic chips' zoomed views, and sharing it tied which
     # ShipWakes images and crops a batch gets to which of its chips are zoomed.
     rng = np.random.default_rng([config.seed, epoch, index, 13])
-    real = shipwakes_batch(samples, n_real, rng, config.preprocess)
-    return tuple(np.concatenate([mine, theirs]) for mine, theirs in zip(batch, real, strict=True))
+    (x, kp, vis), (xr, kpr, visr) = batch, shipwakes_batch(samples, n_real, rng, config.preprocess)
+    return np.concatenate([x, xr]), np.concatenate([kp, kpr]), np.concatenate([vis, visr])
 
 
 def _draw_batch(config: TrainConfig, epoch: int, index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -411,7 +406,9 @@ def _one_thread_per_worker() -> None:
     """Pool initializer: one BLAS/OpenMP thread in this worker, for the libraries loaded now and later."""
     os.environ.update(dict.fromkeys(("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"), "1"))
     torch.set_num_threads(1)
-    threadpoolctl.threadpool_limits(1)  # the BLAS numpy and scipy loaded when this module was imported
+    # Called, not used as a context manager: the limit holds for the worker's life. It covers the BLAS
+    # that numpy and scipy loaded when this module was imported (too early for the variables above).
+    threadpoolctl.threadpool_limits(1)
 
 
 def batch_worker_pool(workers: int, start_timeout_s: float = 120.0) -> multiprocessing.pool.Pool:
@@ -504,8 +501,8 @@ def train_step(
 
 def _train_loop(
     config: TrainConfig, *, model: torch.nn.Module, ema: torch.nn.Module, optimizer: torch.optim.Optimizer,
-    validation: dict[str, np.ndarray], samples: list | None, epoch: int, batch: int, step: int, history: list[dict],
-    pool: multiprocessing.pool.Pool | None,
+    validation: dict[str, np.ndarray], samples: list[ShipWakesSample] | None, epoch: int, batch: int, step: int,
+    history: list[dict], pool: multiprocessing.pool.Pool | None,
 ) -> list[dict]:
     """The epochs of :func:`train` from ``(epoch, batch, step)`` on; ``pool`` draws the synthetic batches when given."""
     run_dir = Path(config.run_dir)
@@ -521,12 +518,12 @@ def _train_loop(
             total=config.steps_per_epoch, mininterval=20.0, leave=True,
         )
         for batch, synthetic in zip(progress, epoch_batches(config, epoch, batch, pool)):
-            x, kp, vis = with_shipwakes(synthetic, samples, config, epoch, batch)
             # Dropout draws from torch's global generator: seed it per batch so a resumed run matches.
             torch.manual_seed(int(np.random.SeedSequence([config.seed, epoch, batch, 11]).generate_state(1)[0]))
             for group in optimizer.param_groups:
                 group["lr"] = _lr_at(step, total_steps, config)
-            loss, parts = train_step(model, ema, optimizer, (x, kp, vis), config, step)
+            loss, parts = train_step(model, ema, optimizer, with_shipwakes(synthetic, samples, config, epoch, batch),
+                                     config, step)
             step += 1
             losses.append(loss)
             progress.set_postfix(loss=f"{np.mean(losses[-50:]):.4f}", angle=f"{parts['angle']:.4f}", refresh=False)

@@ -36,6 +36,15 @@ def measure_step_rate(config: TrainConfig, steps: int | None = None, warmup: int
     warm-up outlasts the workers' read-ahead (``2 + 2 * workers`` steps) and ``steps`` is
     ``max(8, 2 * workers)``, so the rate is the slower of the generator and the network. Nothing of
     the run is touched.
+
+    Raises
+    ------
+    ValueError
+        When ``steps`` or ``warmup`` is out of range.
+    ProductError, InputError
+        When ``config.shipwakes_dir`` cannot be read (see :func:`models.train.shipwakes_samples`).
+    RuntimeError
+        When the worker processes cannot start or lose a batch (see :func:`models.train.batch_worker_pool`).
     """
     warmup = 2 + 2 * config.workers if warmup is None else warmup
     steps = max(8, 2 * config.workers) if steps is None else steps

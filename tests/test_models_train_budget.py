@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import replace
-
 from pathlib import Path
 
 import numpy as np
@@ -86,10 +85,13 @@ def test_the_step_rate_is_timed_on_the_batches_the_run_trains_on_shipwakes_share
         assert len(probe[0]) == 4  # 2 synthetic chips + 2 ShipWakes crops
         for mine, theirs in zip(probe, run, strict=True):
             np.testing.assert_array_equal(mine, theirs)
+
+
+def test_the_step_rate_refuses_a_shipwakes_folder_as_the_run_does(tmp_path):
     (tmp_path / "empty" / "imgs").mkdir(parents=True)
     (tmp_path / "empty" / "annotations").mkdir()
     with pytest.raises(ProductError, match="no annotated ShipWakes images"):
-        measure_step_rate(replace(config, shipwakes_dir=tmp_path / "empty"), steps=1, warmup=0)
+        measure_step_rate(_config(tmp_path / "run", shipwakes_dir=tmp_path / "empty"), steps=1, warmup=0)
 
 
 def test_cli_fit_minutes_sizes_a_new_run_that_resumes_with_its_own_epochs(tmp_path):
@@ -132,4 +134,14 @@ def test_cli_names_a_shipwakes_folder_that_is_not_one_or_has_no_annotated_images
     (tmp_path / "sw" / "annotations" / "a.json").write_text('{"tooltips": []}')  # its PNG is missing
     result = CliRunner().invoke(app, base)
     assert result.exit_code == 2 and "no annotated images to mix in" in result.output, result.output
+    assert not (tmp_path / "run").exists()
+
+
+def test_cli_fit_minutes_names_an_unreadable_shipwakes_image(tmp_path):
+    root = _shipwakes_folder(tmp_path / "sw", count=1)
+    (root / "imgs" / "s0.png").write_bytes(b"not a PNG")
+    result = CliRunner().invoke(app, ["train-heading", "--run-dir", str(tmp_path / "run"), "--batch-size", "2",
+                                      "--val-count", "4", "--input-size", "32", "--steps-per-epoch", "1",
+                                      "--shipwakes", str(root), "--fit-minutes", "0.2"])
+    assert result.exit_code == 2 and "s0.png" in result.output, result.output
     assert not (tmp_path / "run").exists()

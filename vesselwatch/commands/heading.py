@@ -345,6 +345,9 @@ def register(app: typer.Typer) -> None:
             try:
                 rate = measure_step_rate(config)
                 config.epochs = epochs_for_budget(config, fit_minutes, rate)
+            except VesselwatchError as error:  # an unreadable --shipwakes image or annotation, read to time the run
+                typer.echo(f"vesselwatch train-heading: {error}", err=True)
+                raise typer.Exit(code=2) from error
             except (ValueError, RuntimeError) as error:  # too short a budget; workers that cannot start
                 typer.echo(f"vesselwatch train-heading: --fit-minutes {fit_minutes:g}: {error}", err=True)
                 raise typer.Exit(code=2) from error
